@@ -1,0 +1,1 @@
+"""The ``dfmvr`` command line: ``dfmvr <subcommand>``; subcommands are registered by entry points."""

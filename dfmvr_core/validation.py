@@ -1,0 +1,77 @@
+"""Small checks with error messages that name the argument, the expected shape and what was received.
+
+Shape specs are tuples whose items are ints (exact size), ``None`` (any size) or strings (named sizes that
+must agree across the dims of one call, e.g. ``("B", "N", 3)``). A leading ``...`` allows any number of
+batch dims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from dfmvr_core.errors import ShapeError
+
+ShapeSpec = Sequence[Any]
+
+
+def _format_spec(spec: ShapeSpec) -> str:
+    parts = ["..." if s is Ellipsis else ("*" if s is None else str(s)) for s in spec]
+    return "(" + ", ".join(parts) + ")"
+
+
+def check_shape(name: str, value: torch.Tensor | np.ndarray, spec: ShapeSpec) -> dict[str, int]:
+    """Check ``value.shape`` against ``spec`` and return the sizes bound to named dims.
+
+    Raises:
+        ShapeError: naming ``name``, the expected spec and the received shape.
+    """
+    shape = tuple(value.shape)
+    spec = tuple(spec)
+    if spec and spec[0] is Ellipsis:
+        tail = spec[1:]
+        ok_rank = len(shape) >= len(tail)
+        dims = shape[len(shape) - len(tail) :] if ok_rank else ()
+    else:
+        tail = spec
+        ok_rank = len(shape) == len(tail)
+        dims = shape
+    bound: dict[str, int] = {}
+    ok = ok_rank
+    if ok:
+        for expected, got in zip(tail, dims, strict=True):
+            if expected is None:
+                continue
+            if isinstance(expected, str):
+                if bound.setdefault(expected, got) != got:
+                    ok = False
+                    break
+            elif expected != got:
+                ok = False
+                break
+    if not ok:
+        raise ShapeError(f"{name}: expected shape {_format_spec(spec)}, got {shape}")
+    return bound
+
+
+def check_finite(name: str, value: torch.Tensor | np.ndarray) -> None:
+    """Raise :class:`ShapeError` if ``value`` holds NaN or ±inf, saying how many entries are bad."""
+    if isinstance(value, torch.Tensor):
+        bad = int((~torch.isfinite(value)).sum().item()) if value.is_floating_point() else 0
+    else:
+        arr = np.asarray(value)
+        bad = int((~np.isfinite(arr)).sum()) if arr.dtype.kind in "fc" else 0
+    if bad:
+        raise ShapeError(f"{name}: {bad} non-finite value(s) (NaN or inf); expected finite numbers")
+
+
+def check_same_batch(**tensors: torch.Tensor) -> int:
+    """All tensors must share the first dim; return it. Names come from the keyword arguments."""
+    sizes = {name: t.shape[0] for name, t in tensors.items()}
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise ShapeError(f"batch sizes disagree: {listing}; expected one batch size B for all")
+    return next(iter(sizes.values()))
