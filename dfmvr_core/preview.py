@@ -20,12 +20,11 @@ import torch
 import trimesh
 
 from dfmvr_core.atomic_io import atomic_path, write_json_atomic
-from dfmvr_core.geometry.camera import project_points
 from dfmvr_core.geometry.pose import MODEL_TO_OPTICAL, make_transform, transform_points
 from dfmvr_core.geometry.rig import CameraRig, RigConfig, load_rig
 from dfmvr_core.geometry.rotations import matrix_to_quaternion
-from dfmvr_core.morphable import MorphableModel, ambient_sh, load_morphable_model, shade
-from dfmvr_core.render import interpolate, rasterize
+from dfmvr_core.morphable import MorphableModel, ambient_sh, load_morphable_model
+from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
 
 
 @dataclass(frozen=True)
@@ -62,26 +61,24 @@ def sample_face(model: MorphableModel, options: PreviewOptions) -> tuple[torch.T
 def render_rig_views(
     model: MorphableModel, vertices_rig: torch.Tensor, albedo: torch.Tensor, rig: CameraRig
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Render one face (vertices (N, 3) metres, rig frame) into every rig camera.
+    """Render one face (vertices (N, 3) metres, rig frame; albedo (1, N, 3)) into every rig camera.
 
     Returns:
         images: per camera (H, W, 3) uint8 RGB; landmarks: per camera (68, 2) float pixels.
     """
     images, landmarks = [], []
-    faces = model.triangles
-    light = ambient_sh(1, intensity=0.75).view(1, 3, 9)
-    light[:, :, 2] = -0.35  # light from the camera: normals facing the camera have z < 0 (optical frame)
+    light = ambient_sh(1, intensity=0.75, dtype=albedo.dtype).view(1, 1, 3, 9)
+    light[..., 2] = -0.35  # light from the camera: normals facing the camera have z < 0 (optical frame)
     for name in rig.names:
-        T = rig.T_camera_from_rig(name).to(vertices_rig.dtype)
-        verts_cam = transform_points(vertices_rig, T[:3, :3], T[:3, 3])[None]
         intr = rig.intrinsics[name]
-        K = intr.matrix(dtype=verts_cam.dtype)[None]
-        fragments = rasterize(verts_cam, K, faces, intr.height, intr.width)
-        normals = model.vertex_normals(verts_cam)
-        colour = shade(albedo, normals, light.reshape(1, 27).to(albedo.dtype))
-        image = interpolate(colour, fragments, faces, fill=0.15)[0]
-        images.append((image.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
-        landmarks.append(project_points(model.landmarks(verts_cam), K)[0].numpy())
+        renderer = FaceRenderer(model, FaceRenderConfig(height=intr.height, width=intr.width, background=0.15))
+        T = rig.T_camera_from_rig(name).to(vertices_rig.dtype)
+        rendering = renderer.render_posed(
+            vertices_rig[None], T[None, None, :3, :3], T[None, None, :3, 3],
+            intr.matrix(dtype=vertices_rig.dtype)[None], albedo, light.view(1, 1, 27),
+        )  # fmt: skip
+        images.append((rendering.rgb[0, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+        landmarks.append(rendering.landmarks[0, 0].numpy())
     return images, landmarks
 
 
