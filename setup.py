@@ -8,7 +8,7 @@
 
 from glob import glob
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGE_NAME = "dfmvr"
 
@@ -19,13 +19,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=[
-        "dfmvr_core",
-        "dfmvr_core.geometry",
-        "dfmvr_core.morphable",
-        "dfmvr_core.cli",
-        "dfmvr_core.render",
-        "dfmvr_ros",
+        *find_packages(include=["dfmvr_core", "dfmvr_core.*", "dfmvr_ros", "dfmvr_ros.*"]),
         "dfmvr_training",
+        *(f"dfmvr_training.{p}" for p in find_packages(where="training")),
     ],
     package_dir={"dfmvr_training": "training"},
     data_files=[
@@ -59,6 +55,7 @@ setup(
         # Subcommands of `dfmvr`: each package registers its own, so dfmvr_core never imports upwards.
         "dfmvr.commands": [
             "assets = dfmvr_core.cli.assets:register",
+            "bench = dfmvr_core.cli.bench:register",
         ],
     },
 )

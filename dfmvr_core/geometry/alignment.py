@@ -92,9 +92,7 @@ def similarity_align(
     return scale, R, t
 
 
-def apply_similarity(
-    points: torch.Tensor, scale: torch.Tensor, R: torch.Tensor, t: torch.Tensor
-) -> torch.Tensor:
+def apply_similarity(points: torch.Tensor, scale: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """``s·R·points + t``, the map returned by :func:`similarity_align`.
 
     Args:

@@ -54,9 +54,7 @@ class PinholeIntrinsics:
         for name in ("cx", "cy"):
             value = _require_real(name, getattr(self, name))
             if not math.isfinite(value):
-                raise ConfigError(
-                    f"{name}: expected a finite principal point coordinate in pixels, got {value!r}"
-                )
+                raise ConfigError(f"{name}: expected a finite principal point coordinate in pixels, got {value!r}")
         for name in ("width", "height"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -66,9 +64,7 @@ class PinholeIntrinsics:
         for name in ("width", "height"):
             object.__setattr__(self, name, int(getattr(self, name)))
 
-    def matrix(
-        self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
-    ) -> torch.Tensor:
+    def matrix(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
         """The camera matrix ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``, ``(3, 3)`` tensor, pixels."""
         return torch.tensor(
             ((self.fx, 0.0, self.cx), (0.0, self.fy, self.cy), (0.0, 0.0, 1.0)), dtype=dtype, device=device
@@ -83,11 +79,7 @@ class PinholeIntrinsics:
             ConfigError: invalid focal lengths / principal point / sizes (named field).
         """
         check_shape("K", K, (3, 3))
-        k = (
-            K.detach().cpu().double().numpy()
-            if isinstance(K, torch.Tensor)
-            else np.asarray(K, dtype=np.float64)
-        )
+        k = K.detach().cpu().double().numpy() if isinstance(K, torch.Tensor) else np.asarray(K, dtype=np.float64)
         if k[0, 1] != 0.0 or k[1, 0] != 0.0 or tuple(k[2]) != (0.0, 0.0, 1.0):
             raise ShapeError(
                 f"K: expected a pinhole matrix [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] without skew, got {k.tolist()}"
@@ -165,9 +157,7 @@ def unproject_pixels(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> 
     check_shape("depth", depth, (..., None))
     check_shape("K", K, (..., 3, 3))
     if depth.shape[-1] != uv.shape[-2]:
-        raise ShapeError(
-            f"depth: expected (..., N) with N = {uv.shape[-2]} (from uv), got {tuple(depth.shape)}"
-        )
+        raise ShapeError(f"depth: expected (..., N) with N = {uv.shape[-2]} (from uv), got {tuple(depth.shape)}")
     K = K.to(uv.dtype)
     fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
     skew, cx, cy = K[..., 0, 1, None], K[..., 0, 2, None], K[..., 1, 2, None]

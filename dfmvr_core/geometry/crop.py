@@ -139,9 +139,7 @@ def intrinsics_in_crop(K: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return affine_to_3x3(A) @ K.to(A.dtype)
 
 
-def warp_to_crop(
-    image: np.ndarray, A: np.ndarray | torch.Tensor, out_size: int = DEFAULT_CROP_SIZE
-) -> np.ndarray:
+def warp_to_crop(image: np.ndarray, A: np.ndarray | torch.Tensor, out_size: int = DEFAULT_CROP_SIZE) -> np.ndarray:
     """Resample the crop: ``crop(p) = image(A⁻¹ p)`` with ``cv2.warpAffine`` (bilinear, zero border).
 
     For large downscale factors bilinear sampling aliases; blur the image first if that matters.

@@ -127,9 +127,7 @@ def _placement_pose(azimuth_deg: float, elevation_deg: float, distance: float) -
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
     subject = torch.tensor((0.0, 0.0, distance), dtype=torch.float64)
     # Unit vector from the subject to the camera.
-    back = torch.tensor(
-        (math.sin(az) * math.cos(el), -math.sin(el), -math.cos(az) * math.cos(el)), dtype=torch.float64
-    )
+    back = torch.tensor((math.sin(az) * math.cos(el), -math.sin(el), -math.cos(az) * math.cos(el)), dtype=torch.float64)
     position = subject + distance * back
     z_axis = -back
     down = torch.tensor((0.0, 1.0, 0.0), dtype=torch.float64)

@@ -180,9 +180,7 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
     theta = torch.sqrt(theta2_safe)
     a = torch.where(small, 1.0 - theta2 / 6.0 + theta2 * theta2 / 120.0, torch.sin(theta) / theta)
     half_sin = torch.sin(0.5 * theta)
-    b = torch.where(
-        small, 0.5 - theta2 / 24.0 + theta2 * theta2 / 720.0, 2.0 * half_sin * half_sin / theta2_safe
-    )
+    b = torch.where(small, 0.5 - theta2 / 24.0 + theta2 * theta2 / 720.0, 2.0 * half_sin * half_sin / theta2_safe)
     K = _hat(rotvec)
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)

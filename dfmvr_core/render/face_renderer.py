@@ -1,7 +1,7 @@
 """Render morphable-model faces into several camera views: RGB under SH light, masks, depth, part
 labels and landmark projections — what DF-MVR's losses compare with the input (paper eq. 2-4).
 
-Built on :func:`~dfmvr_core.render.rasterize.rasterize` (pure PyTorch); batches of ``B`` faces seen by
+Built on :func:`~dfmvr_core.render.rasterizer.rasterize` (pure PyTorch); batches of ``B`` faces seen by
 ``V`` cameras are flattened to ``B·V`` rasterizer items that share the model's topology.
 """
 
@@ -16,8 +16,8 @@ from dfmvr_core.errors import ConfigError, ShapeError
 from dfmvr_core.geometry.camera import project_points
 from dfmvr_core.morphable import NUM_FACE_PARTS, MorphableModel, shade
 from dfmvr_core.morphable.lighting import SH_COEFFICIENTS
-from dfmvr_core.render.interpolate import interpolate, interpolate_one_hot_labels
-from dfmvr_core.render.rasterize import Fragments, rasterize
+from dfmvr_core.render.interpolation import interpolate, interpolate_one_hot_labels
+from dfmvr_core.render.rasterizer import Fragments, rasterize
 from dfmvr_core.validation import check_shape
 
 
@@ -31,6 +31,7 @@ class FaceRenderConfig:
         cull_backfaces: drop triangles facing away from the camera. On for faces: the open back of a
             face mesh (and its inside, seen through the eye and mouth holes) is never drawn.
         background: value of RGB pixels where no face is visible.
+        rasterizer_backend: "torch" (default) or "pytorch3d" (visibility only; see ``rasterize``).
     """
 
     height: int = 224
@@ -38,12 +39,15 @@ class FaceRenderConfig:
     near: float = 0.01
     cull_backfaces: bool = True
     background: float = 0.0
+    rasterizer_backend: str = "torch"
 
     def __post_init__(self) -> None:
         for name in ("height", "width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 8192:
                 raise ConfigError(f"{name}: expected an integer number of pixels in [1, 8192], got {value!r}")
+        if self.rasterizer_backend not in ("torch", "pytorch3d"):
+            raise ConfigError(f"rasterizer_backend: expected 'torch' or 'pytorch3d', got {self.rasterizer_backend!r}")
         if not 0 < self.near < 10:
             raise ConfigError(f"near: expected a distance in (0, 10) metres, got {self.near!r}")
 
@@ -109,7 +113,14 @@ class FaceRenderer:
         flat_vertices = vertices_cam.reshape(b * v, n, 3)
         flat_K = K.reshape(b * v, 3, 3).to(vertices_cam.dtype)
         fragments = rasterize(
-            flat_vertices, flat_K, faces, cfg.height, cfg.width, near=cfg.near, cull_backfaces=cfg.cull_backfaces
+            flat_vertices,
+            flat_K,
+            faces,
+            cfg.height,
+            cfg.width,
+            near=cfg.near,
+            cull_backfaces=cfg.cull_backfaces,
+            backend=cfg.rasterizer_backend,
         )
         normals = self.model.vertex_normals(flat_vertices)
         flat_albedo = albedo.unsqueeze(1).expand(b, v, n, 3).reshape(b * v, n, 3)

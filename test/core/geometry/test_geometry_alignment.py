@@ -56,8 +56,7 @@ def test_approximately_recovers_under_noise(seed: int) -> None:
 def test_rotation_matches_scipy_align_vectors(seed: int) -> None:
     source, _, R, _ = _random_problem(seed, batch=1, n=10)
     target = (
-        source @ R.transpose(-1, -2)
-        + torch.from_numpy(np.random.default_rng(seed).normal(size=source.shape)) * 0.01
+        source @ R.transpose(-1, -2) + torch.from_numpy(np.random.default_rng(seed).normal(size=source.shape)) * 0.01
     )
     a = (source - source.mean(-2, keepdim=True))[0].numpy()
     b = (target - target.mean(-2, keepdim=True))[0].numpy()

@@ -116,9 +116,7 @@ def test_batched_projection_broadcasts_and_keeps_dtype() -> None:
 
 
 def test_behind_camera_and_zero_depth_are_finite_and_masked() -> None:
-    points = torch.tensor(
-        [[0.1, 0.2, 1.0], [0.1, 0.2, -1.0], [0.1, 0.2, 0.0], [0.0, 0.0, 5e-4]], requires_grad=True
-    )
+    points = torch.tensor([[0.1, 0.2, 1.0], [0.1, 0.2, -1.0], [0.1, 0.2, 0.0], [0.0, 0.0, 5e-4]], requires_grad=True)
     uv = project_points(points, INTR.matrix())
     assert torch.isfinite(uv).all()
     # z < 0 is mirrored through the centre, like cv2.projectPoints

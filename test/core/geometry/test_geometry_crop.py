@@ -55,9 +55,7 @@ def test_identity_box_is_the_identity_transform() -> None:
 
 @FAST
 @given(boxes, st.floats(-0.5, 0.5), st.floats(-0.5, 0.5))
-def test_affine_inverse_round_trip_and_opencv(
-    box: tuple[float, float, float, int], b: float, c: float
-) -> None:
+def test_affine_inverse_round_trip_and_opencv(box: tuple[float, float, float, int], b: float, c: float) -> None:
     A = _box(*box)
     A = A.clone()
     A[0, 1], A[1, 0] = b * A[0, 0], c * A[1, 1]  # also exercise a general (sheared) affine
@@ -76,9 +74,7 @@ def test_affine_inverse_round_trip_and_opencv(
 @FAST
 @given(
     boxes,
-    st.lists(
-        st.tuples(st.floats(-0.3, 0.3), st.floats(-0.3, 0.3), st.floats(0.2, 3.0)), min_size=1, max_size=6
-    ),
+    st.lists(st.tuples(st.floats(-0.3, 0.3), st.floats(-0.3, 0.3), st.floats(0.2, 3.0)), min_size=1, max_size=6),
 )
 def test_crop_camera_equals_projection_then_affine(box: tuple[float, float, float, int], pts: list) -> None:
     A = _box(*box)

@@ -25,9 +25,7 @@ from dfmvr_core.geometry import (
 FAST = settings(max_examples=50, deadline=None)
 coord = st.floats(-2.0, 2.0, allow_nan=False)
 vec3 = st.tuples(coord, coord, coord).map(lambda v: torch.tensor(v, dtype=torch.float64))
-rotvecs = st.tuples(*[st.floats(-3.0, 3.0, allow_nan=False)] * 3).map(
-    lambda v: torch.tensor(v, dtype=torch.float64)
-)
+rotvecs = st.tuples(*[st.floats(-3.0, 3.0, allow_nan=False)] * 3).map(lambda v: torch.tensor(v, dtype=torch.float64))
 K = torch.tensor([[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
@@ -74,9 +72,7 @@ def test_compose_is_left_to_right() -> None:
     )
     # compose(A, B) applies B first: the origin stays, then moves +x.
     assert torch.allclose(compose(A, B)[:3, 3], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
-    assert torch.allclose(
-        compose(B, A)[:3, 3], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12
-    )
+    assert torch.allclose(compose(B, A)[:3, 3], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12)
     assert torch.equal(compose(A), A)
 
 

@@ -41,11 +41,7 @@ def test_default_yaml_equals_code_defaults(rig: CameraRig) -> None:
     assert rig.names == ("left", "front", "right")
     assert rig.reference_camera == "front"
     assert rig.config.subject_distance_m == 0.7
-    assert (
-        rig.intrinsics["left"]
-        == PinholeIntrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
-        == default_intrinsics()
-    )
+    assert rig.intrinsics["left"] == PinholeIntrinsics(600.0, 600.0, 319.5, 239.5, 640, 480) == default_intrinsics()
     assert [c.azimuth_deg for c in rig.config.cameras] == [-45.0, 0.0, 45.0]
 
 
@@ -62,9 +58,7 @@ def test_every_camera_looks_at_the_subject(rig: CameraRig, name: str) -> None:
     centre, z_axis = T[:3, 3], T[:3, 2]
     to_subject = rig.subject_center_rig - centre
     assert float(torch.linalg.vector_norm(to_subject)) == pytest.approx(0.7, abs=1e-12)
-    assert torch.allclose(
-        torch.linalg.cross(z_axis, to_subject), torch.zeros(3, dtype=torch.float64), atol=1e-12
-    )
+    assert torch.allclose(torch.linalg.cross(z_axis, to_subject), torch.zeros(3, dtype=torch.float64), atol=1e-12)
     assert float(z_axis @ to_subject) > 0  # looking towards it, not away
     assert torch.allclose(
         _camera_point(rig, name, rig.subject_center_rig),
@@ -107,9 +101,7 @@ def test_returned_poses_are_copies(rig: CameraRig) -> None:
 
 
 def test_elevation_raises_the_camera() -> None:
-    rig = CameraRig.from_config(
-        RigConfig(cameras=(CameraPlacement("front", 0.0), CameraPlacement("top", 0.0, 30.0)))
-    )
+    rig = CameraRig.from_config(RigConfig(cameras=(CameraPlacement("front", 0.0), CameraPlacement("top", 0.0, 30.0))))
     T = rig.T_rig_from_camera("top")
     assert float(T[1, 3]) == pytest.approx(-0.7 * math.sin(math.radians(30)))  # above = −y
     assert torch.allclose(
@@ -135,9 +127,7 @@ def test_non_zero_azimuth_reference_defines_the_rig_frame() -> None:
 
 def test_unknown_camera_name() -> None:
     rig = CameraRig.from_config(RigConfig())
-    with pytest.raises(
-        ConfigError, match=r"^name: unknown camera 'top'; expected one of \['left', 'front', 'right'\]"
-    ):
+    with pytest.raises(ConfigError, match=r"^name: unknown camera 'top'; expected one of \['left', 'front', 'right'\]"):
         rig.T_rig_from_camera("top")
 
 
@@ -192,9 +182,7 @@ def _default_data() -> dict:
         (lambda r: r.update(cameras=[]), r"rig\.cameras: expected at least one camera"),
     ],
 )
-def test_invalid_yaml_values_name_the_field(
-    tmp_path: Path, edit: Callable[[dict], object], pattern: str
-) -> None:
+def test_invalid_yaml_values_name_the_field(tmp_path: Path, edit: Callable[[dict], object], pattern: str) -> None:
     data = _default_data()
     edit(data["rig"])
     path = _write(tmp_path, data)
@@ -211,9 +199,7 @@ def test_yaml_nan_is_rejected(tmp_path: Path) -> None:
 
 
 def test_partial_yaml_uses_defaults_and_missing_section_is_reported(tmp_path: Path) -> None:
-    assert load_rig_config(_write(tmp_path, {"rig": {"subject_distance_m": 1.0}})) == RigConfig(
-        subject_distance_m=1.0
-    )
+    assert load_rig_config(_write(tmp_path, {"rig": {"subject_distance_m": 1.0}})) == RigConfig(subject_distance_m=1.0)
     assert load_rig_config(_write(tmp_path, {"rig": None})) == RigConfig()
     with pytest.raises(ConfigError, match=r"expected a top-level 'rig' section"):
         load_rig_config(_write(tmp_path, {"cameras": []}))

@@ -192,9 +192,7 @@ def test_quaternion_round_trip_including_180_degrees(q: tuple[float, ...], half_
     back = matrix_to_quaternion(R).numpy()
     assert np.isfinite(back).all() and back[3] >= 0
     assert abs(np.linalg.norm(back) - 1.0) < 1e-12
-    assert (
-        min(np.abs(back - q_arr).max(), np.abs(back + q_arr).max()) < 1e-9
-    )  # q and -q are the same rotation
+    assert min(np.abs(back - q_arr).max(), np.abs(back + q_arr).max()) < 1e-9  # q and -q are the same rotation
 
 
 @pytest.mark.parametrize("diag", [(1, -1, -1), (-1, 1, -1), (-1, -1, 1)])
@@ -234,9 +232,7 @@ def test_float32_batched_outputs_keep_dtype() -> None:
 
 def test_is_rotation_matrix_rejects_scale_and_reflection() -> None:
     R = euler_to_matrix(torch.tensor([0.1, 0.2, 0.3]))
-    batch = torch.stack(
-        (R, 1.01 * R, R @ torch.diag(torch.tensor([1.0, 1.0, -1.0])), torch.full((3, 3), float("nan")))
-    )
+    batch = torch.stack((R, 1.01 * R, R @ torch.diag(torch.tensor([1.0, 1.0, -1.0])), torch.full((3, 3), float("nan"))))
     assert is_rotation_matrix(batch).tolist() == [True, False, False, False]
 
 
