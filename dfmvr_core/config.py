@@ -118,7 +118,8 @@ def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
     """Load dataclass ``cls`` from a YAML file (optionally one top-level ``section`` of it).
 
     Raises:
-        ConfigError: the file is missing or is not valid YAML, or a field is invalid (named with the file).
+        ConfigError: the file is missing or is not valid YAML, or a field is invalid; the message holds the
+            file and the dotted field path, starting with the section (e.g. ``rig.cameras[0].azimuth_deg``).
     """
     path = Path(path)
     try:
@@ -132,6 +133,6 @@ def load_yaml(cls: type[T], path: str | Path, section: str | None = None) -> T:
             raise ConfigError(f"{path}: expected a top-level '{section}' section")
         data = data[section]
     try:
-        return from_mapping(cls, data if data is not None else {})
+        return from_mapping(cls, data if data is not None else {}, path=section or "")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -26,9 +26,8 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
-import yaml
 
-from dfmvr_core.config import from_mapping
+from dfmvr_core.config import load_yaml
 from dfmvr_core.errors import ConfigError
 from dfmvr_core.geometry.camera import PinholeIntrinsics
 
@@ -213,20 +212,7 @@ def load_rig_config(path: str | Path) -> RigConfig:
         ConfigError: missing file, invalid YAML, no ``rig`` section, or an invalid field; the message holds
             the file and the dotted field path (e.g. ``rig.cameras[0].azimuth_deg``).
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, Mapping) or "rig" not in data:
-        raise ConfigError(f"{path}: expected a top-level 'rig' section")
-    section = data["rig"] if data["rig"] is not None else {}
-    try:
-        return from_mapping(RigConfig, section, path="rig")
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return load_yaml(RigConfig, path, section="rig")
 
 
 def load_rig(path: str | Path) -> CameraRig:

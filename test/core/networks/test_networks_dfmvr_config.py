@@ -54,7 +54,7 @@ def test_load_network_config_refuses_unknown_names_and_bad_files(tmp_path: Path)
         load_network_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("network:\n  name: x\n  encoder_channels: [8, 16]\n  fused_channels: 8\n  fusion: trident\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: fusion"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: network\.fusion: expected one of"):
         load_network_config(bad)
     nested = tmp_path / "nested.yaml"
     nested.write_text(
