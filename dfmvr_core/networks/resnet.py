@@ -14,6 +14,7 @@ checks).
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 
@@ -183,7 +184,7 @@ class Bottleneck(nn.Module):
 
 
 # -------------------------------------------------------------------------------------------------- backbone
-class _ResidualBackbone(nn.Module):
+class _ResidualBackbone(nn.Module, abc.ABC):
     """Shared part of :class:`ResNet` and RedNet: four stages, global average pooling and a classifier.
 
     Subclasses build ``self`` 's stem and implement :meth:`_stem`, then call :meth:`_build_body`.
@@ -230,8 +231,9 @@ class _ResidualBackbone(nn.Module):
                 if isinstance(module, BasicBlock | Bottleneck):
                     nn.init.zeros_(module.last_bn.weight)
 
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem of the network: ``(B, in_channels, H, W)`` → ``(B, stem channels, H / 4, W / 4)``."""
 
     def forward_feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """Last-stage feature map ``(B, feature_dim, ceil(H / 32), ceil(W / 32))`` of ``x`` ``(B, in_channels, H, W)``.

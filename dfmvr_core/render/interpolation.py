@@ -1,4 +1,10 @@
-"""Per-pixel interpolation of vertex attributes with the barycentrics of :func:`rasterize`."""
+"""Per-pixel interpolation of vertex attributes with the barycentrics of :func:`rasterize`.
+
+Performance notes: when given the very ``faces`` object and the very :class:`Fragments` returned by
+:func:`rasterize`, the work (forward and backward) is done on the covered pixels only, from the compact
+barycentrics and corner indices rasterize kept (``Fragments._topology``); the result is then expanded to
+the image with the background ``fill``. Otherwise the same formula is evaluated on every pixel.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from dfmvr_core.render.rasterizer import (
     _is_int_dtype,
     _offset_rows,
     _pixel_corners,
+    _Topology,
 )
 from dfmvr_core.validation import check_shape
 
@@ -72,15 +79,59 @@ class _Interpolate(torch.autograd.Function):
         return g_table, g_bary, None, None, None
 
 
-def _check_common(fragments: Any, faces: Any) -> bool:
-    """Check ``fragments`` / ``faces``; return whether the fragments' topology cache applies."""
+class _InterpolatePixels(torch.autograd.Function):
+    """:class:`_Interpolate` on the ``M`` covered pixels ``pix`` ``(M,)`` of a ``(C, P)`` image: ``bary``
+    and ``corners`` are ``(3, M)``; the other pixels get ``fill[c]`` (constant). Returns ``(C, P)``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, table: Tensor, bary: Tensor, corners: Tensor, pix: Tensor, size: int, fill: list[float]
+    ) -> Tensor:
+        channels, m = table.shape[1], corners.shape[1]
+        vals = table.new_empty(channels, 3, m)
+        out = table.new_empty(channels, size)
+        out_c = table.new_empty(m)
+        for c in range(channels):
+            column = table[:, c]
+            for i in range(3):
+                torch.index_select(column, 0, corners[i], out=vals[c, i])
+            torch.mul(vals[c, 0], bary[0], out=out_c)
+            out_c.addcmul_(vals[c, 1], bary[1]).addcmul_(vals[c, 2], bary[2])
+            out[c].fill_(fill[c]).index_copy_(0, pix, out_c)
+        ctx.save_for_backward(vals, bary, corners, pix)
+        ctx.table_shape = table.shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        vals, bary, corners, pix = ctx.saved_tensors
+        channels, m = vals.shape[0], vals.shape[2]
+        flat = corners.reshape(-1)
+        g_table = g_out.new_zeros(ctx.table_shape) if ctx.needs_input_grad[0] else None
+        g_bary = g_out.new_zeros(3, m) if ctx.needs_input_grad[1] else None
+        contrib = g_out.new_empty(3, m) if g_table is not None else None
+        g_c = g_out.new_empty(m)
+        for c in range(channels):
+            torch.index_select(g_out[c], 0, pix, out=g_c)
+            if g_table is not None and contrib is not None:
+                for i in range(3):
+                    torch.mul(bary[i], g_c, out=contrib[i])
+                g_table[:, c].scatter_add_(0, flat, contrib.view(-1))
+            if g_bary is not None:
+                for i in range(3):
+                    g_bary[i].addcmul_(vals[c, i], g_c)
+        return g_table, g_bary, None, None, None, None
+
+
+def _check_common(fragments: Any, faces: Any) -> _Topology | None:
+    """Check ``fragments`` / ``faces``; return the fragments' topology cache where it applies."""
     if not isinstance(fragments, Fragments):
         raise ShapeError(f"fragments: expected a Fragments (from rasterize), got {type(fragments).__name__}")
     if not isinstance(faces, Tensor):
         raise ShapeError(f"faces: expected a torch.Tensor, got {type(faces).__name__}")
     topo = fragments._topology
-    if topo is not None and topo.faces is faces:
-        return True
+    if topo is not None and topo.faces is faces and topo.bary is fragments.bary:
+        return topo
     check_shape("faces", faces, (None, 3))
     if not _is_int_dtype(faces):
         raise ShapeError(f"faces: expected an integer dtype (int64), got {faces.dtype}")
@@ -92,18 +143,20 @@ def _check_common(fragments: Any, faces: Any) -> bool:
         )
     if faces.numel() and int(faces.min()) < 0:
         raise ShapeError(f"faces: vertex indices must be >= 0, got {int(faces.min())}")
-    return False
+    return None
 
 
-def _corners_for(fragments: Fragments, faces: Tensor, cached: bool, name: str, n_vertices: int) -> Tensor:
-    """``(3, B*H*W)`` corner vertex indices of each pixel's triangle; checks them against ``n_vertices``."""
-    topo = fragments._topology
-    max_index = topo.max_index if cached and topo is not None else (int(faces.max()) if faces.numel() else -1)
+def _check_max_index(topo: _Topology | None, faces: Tensor, name: str, n_vertices: int) -> None:
+    max_index = topo.max_index if topo is not None else (int(faces.max()) if faces.numel() else -1)
     if max_index >= n_vertices:
         raise ShapeError(f"{name}: has N={n_vertices} vertices but faces reference vertex {max_index}")
-    if cached and topo is not None:
-        return topo.corners
-    return _pixel_corners(_faces_t(faces), fragments.triangle_id)
+
+
+def _compact_rows(topo: _Topology, per_item: bool, n_vertices: int) -> Tensor:
+    """``(3, M)`` rows of the covered pixels' corners in a ``(B*N)`` (per item) or ``(N)`` table."""
+    if per_item and topo.item is not None:
+        return topo.corners + topo.item * n_vertices
+    return topo.corners
 
 
 def interpolate(
@@ -131,7 +184,7 @@ def interpolate(
     Raises:
         ShapeError: naming the argument, for wrong shapes, non-finite attributes or indices out of range.
     """
-    cached = _check_common(fragments, faces)
+    topo = _check_common(fragments, faces)
     if not isinstance(attributes, Tensor):
         raise ShapeError(f"attributes: expected a torch.Tensor, got {type(attributes).__name__}")
     batch, height, width = fragments.triangle_id.shape
@@ -146,9 +199,7 @@ def interpolate(
     _check_finite_fast("attributes", attributes)
     per_item = attributes.dim() == 3
     n_vertices, channels = attributes.shape[-2], attributes.shape[-1]
-    corners = _corners_for(fragments, faces, cached, "attributes", n_vertices)
-    if per_item:
-        corners = _offset_rows(corners, batch, n_vertices)
+    _check_max_index(topo, faces, "attributes", n_vertices)
 
     dtype = fragments.bary.dtype
     table = attributes.reshape(-1, channels).to(dtype)  # (B*N or N, C)
@@ -156,8 +207,16 @@ def interpolate(
     if fill_t.dim() > 1 or (fill_t.dim() == 1 and fill_t.shape[0] not in (1, channels)):
         raise ShapeError(f"fill: expected a float or a tensor of shape ({channels},), got shape {tuple(fill_t.shape)}")
     fill_list = [float(x) for x in fill_t.reshape(-1).expand(channels)]
-    bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)  # channels-first storage: no copy
-    out = _Interpolate.apply(table, bary, corners, fragments.mask.reshape(-1), fill_list)
+    if topo is not None:  # covered pixels only
+        rows = _compact_rows(topo, per_item, n_vertices)
+        size = batch * height * width
+        out = _InterpolatePixels.apply(table, topo.bary_c, rows, topo.pix, size, fill_list)
+    else:
+        corners = _pixel_corners(_faces_t(faces), fragments.triangle_id)
+        if per_item:
+            corners = _offset_rows(corners, batch, n_vertices)
+        bary = fragments.bary.permute(3, 0, 1, 2).reshape(3, -1)  # channels-first storage: no copy
+        out = _Interpolate.apply(table, bary, corners, fragments.mask.reshape(-1), fill_list)
     return out.view(channels, batch, height, width).permute(1, 2, 3, 0)
 
 
@@ -186,7 +245,7 @@ def interpolate_one_hot_labels(
     Returns:
         ``(B, H, W)`` int64 label map.
     """
-    cached = _check_common(fragments, faces)
+    topo = _check_common(fragments, faces)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
         raise ShapeError(f"num_classes: expected a positive int, got {num_classes!r}")
     if not isinstance(labels, Tensor):
@@ -206,13 +265,18 @@ def interpolate_one_hot_labels(
             raise ShapeError(f"labels: values must lie in [0, {num_classes - 1}], got [{lo}, {hi}]")
     per_item = labels.dim() == 2
     n_vertices = labels.shape[-1]
-    corners = _corners_for(fragments, faces, cached, "labels", n_vertices)
-    if per_item:
-        corners = _offset_rows(corners, batch, n_vertices)
+    _check_max_index(topo, faces, "labels", n_vertices)
+    if topo is not None:  # covered pixels only
+        corners = _compact_rows(topo, per_item, n_vertices)
+        w = topo.bary_c.detach()
+    else:
+        corners = _pixel_corners(_faces_t(faces), fragments.triangle_id)
+        if per_item:
+            corners = _offset_rows(corners, batch, n_vertices)
+        w = fragments.bary.detach().permute(3, 0, 1, 2).reshape(3, -1)
 
     flat = labels.to(torch.int64).reshape(-1)
-    lab = torch.stack([flat.index_select(0, corners[i]) for i in range(3)])  # (3, P)
-    w = fragments.bary.detach().permute(3, 0, 1, 2).reshape(3, -1)
+    lab = torch.stack([flat.index_select(0, corners[i]) for i in range(3)])  # (3, P) or (3, M)
     same = lab.unsqueeze(0) == lab.unsqueeze(1)  # (3, 3, P): corner j has the label of corner i
     score = (w.unsqueeze(1) * same).sum(dim=0)  # (3, P): interpolated one-hot value of corner i's label
     best = score.amax(dim=0, keepdim=True)
@@ -220,5 +284,8 @@ def interpolate_one_hot_labels(
     candidates = torch.where(score == best, lab, torch.iinfo(torch.int64).max)
     # two elementwise minimums: int64 amin(dim=0) over 3 rows is a slow strided reduction on CPU (~14 ms at 224²)
     winner = torch.minimum(torch.minimum(candidates[0], candidates[1]), candidates[2])
-    out = torch.where(fragments.mask.reshape(-1), winner, int(background))
+    if topo is not None:
+        out = winner.new_full((batch * height * width,), int(background)).index_copy_(0, topo.pix, winner)
+    else:
+        out = torch.where(fragments.mask.reshape(-1), winner, int(background))
     return out.view(batch, height, width)

@@ -1,7 +1,7 @@
 """Pure-PyTorch triangle rasterizer with perspective-correct, differentiable barycentrics.
 
 Runs wherever PyTorch runs (CPU or CUDA, the device of the inputs); no compiled extension and no
-global state.
+global state (beyond a small cache of constant per-window index tensors).
 
 Conventions
 -----------
@@ -32,18 +32,37 @@ Algorithm (visibility)
 ----------------------
 Each triangle's pixel-centre bounding box is enumerated on a small window of cells. The three
 screen-space barycentric edge functions and the inverse depth are affine in the pixel coordinates, so
-they are evaluated per cell from three per-triangle coefficients (cell by cell for small windows, with
-one small matrix product for larger ones). All triangles first go through a 2 × 2 window (enough for
-most triangles of a dense mesh). Triangles whose box is larger are then bucketed by box size rounded up
-to powers of two (capped at the image size), so small triangles never pay for big ones, and boxes above
-the chunk size are split into bands of rows. Covered cells are resolved with one
-``scatter_reduce(amax)`` per window cell / group over an int64 key packing the float32 inverse depth
-(high word) with the complemented triangle id (low word). Work is chunked so that at most
-``max_pixels_per_chunk`` cells (and ``max_pixels_per_chunk // 16`` triangles) are live at once.
+they are evaluated per cell from three per-triangle coefficients (by incremental additions for windows of
+up to 16 cells, with one small matrix product for larger ones; the arithmetic depends only on the window
+size, never on the chunking). All triangles first go through a small window (at most 4 × 4, chosen per
+chunk from a histogram of box sizes; enough for most triangles of a dense mesh), evaluated cell by cell in
+small reused buffers. Triangles whose box is larger are then bucketed by box size rounded up to powers of
+two (capped at the image size), so small triangles never pay for big ones, and boxes above the chunk size
+are split into bands of rows; each bucket (a slice of the coefficients, sorted by bucket) is evaluated on
+all its cells at once, in a few kernel launches. Covered cells are resolved with ``scatter_reduce(amax)``
+over an int64 key packing the float32 inverse depth (high word) with the complemented triangle id (low
+word). Work is chunked so that at most ``max_pixels_per_chunk`` cells (and ``max_pixels_per_chunk // 16``
+triangles) are live at once.
+
+Algorithm (barycentrics)
+------------------------
+Once visibility is known, barycentrics, depth and their gradients are computed on the covered pixels only
+(listed once, ``Fragments._topology``) and expanded to the ``(B, H, W)`` images; :func:`interpolate` given
+the same ``faces`` and fragments works on the covered pixels too (about half of a face crop).
+
+Performance notes (CPU)
+-----------------------
+At mesh sizes of 20k-70k triangles and 224 × 224 images the cost is a few hundred kernel launches on
+arrays of 1e4-1e5 elements (launch overhead and memory traffic), not arithmetic: the code keeps the number
+of launches independent of the number of buckets' cells where it can, works on contiguous per-triangle /
+per-cell rows, uses ``index_select`` instead of advanced indexing, avoids ``torch.where`` / ``masked_fill``
+on large random masks (masks are applied arithmetically) and int64 division (float64 is exact and faster),
+and skips the background pixels in the differentiable part.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,12 +85,22 @@ _COMPACT_BELOW = 0.85  # drop triangles that cover no pixel centre when they are
 
 @dataclass(frozen=True)
 class _Topology:
-    """What :func:`rasterize` already knows about ``faces``: the object itself, its largest vertex index
-    and the ``(3, B*H*W)`` corner vertex indices of each pixel's triangle (0 for background)."""
+    """What :func:`rasterize` already knows, for :mod:`~dfmvr_core.render.interpolation` (used only when it
+    gets the very same ``faces`` object, and the compact fields only with the very same ``bary`` view).
+
+    ``faces`` the object itself and ``max_index`` its largest vertex index; ``pix`` ``(M,)`` int64 flat
+    indices (into ``B*H*W``) of the covered pixels, ascending; ``corners`` ``(3, M)`` int64 corner vertex
+    indices (in ``[0, N)``) of their triangles; ``item`` ``(M,)`` int64 batch item of each (None when
+    ``B == 1``); ``bary`` the public ``(B, H, W, 3)`` view and ``bary_c`` ``(3, M)`` the differentiable
+    barycentrics of the covered pixels it was expanded from."""
 
     faces: Tensor
     max_index: int
+    pix: Tensor
     corners: Tensor
+    item: Tensor | None
+    bary: Tensor
+    bary_c: Tensor
 
 
 @dataclass(frozen=True)
@@ -207,7 +236,9 @@ def _project_private(vertices_cam: Tensor, K: Tensor | None, near: float) -> tup
 #
 # Performance notes (CPU): everything below works on contiguous per-triangle / per-cell rows, uses
 # index_select instead of advanced indexing, and avoids torch.where / masked_fill on large random masks
-# (branchy and slow on CPU): masks are applied arithmetically.
+# (branchy and slow on CPU): masks are applied arithmetically. A bucket of the second pass costs a fixed
+# dozen launches (all its cells at once); only the first pass, with tens of thousands of triangles and at
+# most 16 cells, goes cell by cell (its per-cell temporaries then stay in cache).
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -257,6 +288,17 @@ def _setup_triangles(
     return coef, valid
 
 
+@functools.lru_cache(maxsize=64)
+def _window_grid(w: int, h: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Constants of a ``w × h`` window in images ``width`` pixels wide: ``(w*h, 3)`` cell rows
+    ``[dx, dy, 1]`` (``dtype``) and ``(w*h, 1)`` int64 flat pixel offsets ``dy * width + dx`` (cells in
+    row-major order). Cached (read-only constants): rebuilding them costs a dozen small ops per bucket."""
+    dy, dx = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    dx, dy = dx.reshape(-1), dy.reshape(-1)
+    cells = torch.stack([dx, dy, torch.ones_like(dx)], 1).to(dtype)
+    return cells, (dy * width + dx).unsqueeze(1)
+
+
 class _ZBuffer:
     """Z-buffer of int64 keys ``(B*H*W,)`` resolved with ``scatter_reduce(amax)``.
 
@@ -269,12 +311,12 @@ class _ZBuffer:
     whatever the input dtype.
     """
 
-    _PER_CELL_MAX = 16  # windows up to this many cells are evaluated cell by cell, without a matmul
+    _PER_CELL_MAX = 16  # windows up to this many cells are evaluated incrementally (adds), larger ones by matmul
+    _SCATTER_PER_CELL_MIN = 4096  # small windows with this many triangles go cell by cell
 
     def __init__(self, batch: int, height: int, width: int, like: Tensor) -> None:
         self.batch, self.height, self.width = batch, height, width
         self.keys = torch.full((batch * height * width,), -1, dtype=torch.int64, device=like.device)
-        self._grids: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
 
     @staticmethod
     def low_words(face_ids: Tensor) -> Tensor:
@@ -285,10 +327,20 @@ class _ZBuffer:
         """Evaluate ``coef`` ``(3, 4, T)`` on a ``w × h`` window at each triangle's origin and z-test.
 
         ``low`` ``(T,)`` from :meth:`low_words`; ``pix_base`` ``(T,)`` int64 flat index of each window
-        origin (the window lies inside the image).
+        origin (the window lies inside the image). ``coef`` may be a strided view (a slice of triangles).
+
+        The arithmetic depends only on ``(w, h)`` (never on ``T`` or on the chunking): windows of at most
+        ``_PER_CELL_MAX`` cells add the per-cell steps incrementally (value at ``(dx, dy)`` = origin,
+        ``+ d/ddy`` ``dy`` times, then ``+ d/ddx`` ``dx`` times), larger ones use one matrix product
+        ``[dx, dy, 1] @ coef``. How the cells are scheduled depends on ``T``: with many triangles (the
+        first pass) cell by cell in small reused buffers, otherwise all cells at once, in a number of
+        launches that grows with ``w + h`` (small windows) or not at all (matrix product).
         """
         t_count = coef.shape[2]
-        if w * h <= self._PER_CELL_MAX:
+        n_cells = w * h
+        if n_cells <= self._PER_CELL_MAX and t_count >= self._SCATTER_PER_CELL_MIN:
+            # many triangles (first pass): cell by cell in small reused buffers (cache friendly); the
+            # window lies inside the image, so shifting the buffer replaces ``pix_base + offset``
             packed = torch.empty(t_count, 2, dtype=torch.int32, device=coef.device)
             packed[:, 0] = low
             hi, key = packed[:, 1].view(torch.float32), packed.view(torch.int64).view(t_count)
@@ -298,34 +350,36 @@ class _ZBuffer:
             for dy in range(h):
                 if dy:
                     torch.add(coef[2] if dy == 1 else row, coef[1], out=row)
+                vals = coef[2] if dy == 0 else row
                 for dx in range(w):
-                    if dx == 0:
-                        vals = coef[2] if dy == 0 else row
-                    else:  # incremental: one 4-row add per cell
+                    if dx:  # incremental: one 4-row add per cell
                         vals = torch.add(vals, coef[0], out=cell)
                     torch.minimum(torch.minimum(vals[0], vals[1], out=lmin), vals[2], out=lmin)
                     # covered (min l_i >= 0): +1/z; else a negative word, i.e. a negative key (ignored)
                     torch.copysign(vals[3], lmin, out=hi)
-                    # the window lies inside the image, so shifting the buffer replaces ``pix_base + offset``
                     self.keys[dy * self.width + dx :].scatter_reduce_(0, pix_base, key, reduce="amax")
             return
-        grid = self._grids.get((w, h))
-        if grid is None:
-            dy, dx = torch.meshgrid(
-                torch.arange(h, device=coef.device), torch.arange(w, device=coef.device), indexing="ij"
-            )
-            dx, dy = dx.reshape(-1), dy.reshape(-1)
-            cells = torch.stack([dx, dy, torch.ones_like(dx)], 1).to(coef.dtype)
-            grid = self._grids[(w, h)] = (cells, dy * self.width + dx)
-        cells, offset = grid
-        n_cells = w * h
-        vals = (cells @ coef.view(3, 4 * t_count)).view(n_cells, 4, t_count)
-        lmin = torch.minimum(torch.minimum(vals[:, 0], vals[:, 1]), vals[:, 2])
+        # otherwise all cells at once: few kernel launches per window (bucket), whatever its size
+        if n_cells <= self._PER_CELL_MAX:
+            vals = coef.new_empty(h, w, 4, t_count)
+            vals[0, 0] = coef[2]
+            for dy in range(1, h):
+                torch.add(vals[dy - 1, 0], coef[1], out=vals[dy, 0])
+            for dx in range(1, w):  # one add per column, all rows at once
+                torch.add(vals[:, dx - 1], coef[0], out=vals[:, dx])
+            vals = vals.view(n_cells, 4, t_count)
+        else:
+            cells, _ = _window_grid(w, h, self.width, coef.dtype, coef.device)
+            vals = (cells @ coef.reshape(3, 4 * t_count)).view(n_cells, 4, t_count)
+        lmin = torch.minimum(vals[:, 0], vals[:, 1])
+        torch.minimum(lmin, vals[:, 2], out=lmin)
         packed = torch.empty(n_cells, t_count, 2, dtype=torch.int32, device=coef.device)
         packed[:, :, 0] = low
         torch.copysign(vals[:, 3], lmin, out=packed[:, :, 1].view(torch.float32))
-        pix = pix_base + offset.unsqueeze(1)
-        self.keys.scatter_reduce_(0, pix.view(-1), packed.view(torch.int64).view(-1), reduce="amax")
+        keys = packed.view(torch.int64).view(n_cells, t_count)
+        _, offset = _window_grid(w, h, self.width, coef.dtype, coef.device)
+        pix = pix_base + offset
+        self.keys.scatter_reduce_(0, pix.view(-1), keys.view(-1), reduce="amax")
 
     def triangle_ids(self) -> Tensor:
         tri = 0xFFFFFFFF - (self.keys & 0xFFFFFFFF)
@@ -393,12 +447,11 @@ def _splat_chunk(
     ymin = torch.minimum(torch.minimum(tv[0], tv[1]), tv[2]).ceil_().clamp_(0, height)
     ymax = torch.maximum(torch.maximum(tv[0], tv[1]), tv[2]).floor_().clamp_(-1, height - 1)
     pre_valid = (torch.minimum(torch.minimum(tiz[0], tiz[1]), tiz[2]) > 0) & (xmin <= xmax) & (ymin <= ymax)
-    n_valid = int(pre_valid.sum())
-    if n_valid == 0:
+    sel = pre_valid.nonzero().squeeze(1)  # (one host sync, as a count would need)
+    if sel.numel() == 0:
         return
-    if n_valid < _COMPACT_BELOW * pre_valid.numel():
+    if sel.numel() < _COMPACT_BELOW * pre_valid.numel():
         # many triangles cover no pixel centre (sub-pixel, off-screen, behind): drop them before the setup
-        sel = pre_valid.nonzero().squeeze(1)
         tu, tv, tiz = ([t.index_select(0, sel) for t in rows] for rows in (tu, tv, tiz))
         xmin, xmax, ymin, ymax = (t.index_select(0, sel) for t in (xmin, xmax, ymin, ymax))
         face_ids = face_ids.index_select(0, sel)
@@ -418,9 +471,9 @@ def _splat_chunk(
 
     # ---- pass 2: larger boxes, bucketed by power-of-two window size ---------------------------------
     big = valid & ((xmax - xmin >= w0) | (ymax - ymin >= h0))
-    if not bool(big.any()):
-        return
     sel = big.nonzero().squeeze(1)
+    if sel.numel() == 0:
+        return
     tu, tv, tiz = ([t.index_select(0, sel) for t in rows] for rows in (tu, tv, tiz))
     xmin, ymin, low = xmin[sel], ymin[sel], low[sel]
     pix_item = pix_item[sel] if pix_item is not None else None
@@ -441,14 +494,17 @@ def _splat_chunk(
         xmin, low, win_w, win_h = xmin[rep], low[rep], win_w[rep], band[rep]
         ymin = ymin[rep] + (j * win_h).to(ymin.dtype)
         pix_item = pix_item[rep] if pix_item is not None else None
+    # sort by window size first, so that each bucket is a slice of the (3, 4, T) coefficients (no copy)
+    bucket, order = torch.sort(win_w * (height + 1) + win_h)
+    tu, tv, tiz = ([t.index_select(0, order) for t in rows] for rows in (tu, tv, tiz))
+    xmin, ymin, low, win_w, win_h = (t.index_select(0, order) for t in (xmin, ymin, low, win_w, win_h))
+    pix_item = pix_item.index_select(0, order) if pix_item is not None else None
     x0 = torch.minimum(xmin, (width - win_w).to(xmin.dtype))
     y0 = torch.minimum(ymin, (height - win_h).to(ymin.dtype))
     coef, _ = _setup_triangles(tu, tv, tiz, x0, y0, torch.ones_like(x0, dtype=torch.bool), False)
     pix_base = (y0 * width + x0).to(torch.int64)
     if pix_item is not None:
         pix_base += pix_item
-    bucket, order = torch.sort(win_w * (height + 1) + win_h)
-    coef, low, pix_base = coef[:, :, order], low[order], pix_base[order]
     sizes, counts = torch.unique_consecutive(bucket, return_counts=True)
     start = 0
     for size, count in zip(sizes.tolist(), counts.tolist(), strict=True):
@@ -456,7 +512,7 @@ def _splat_chunk(
         step = max(1, max_cells // (w * h))
         for c0 in range(start, start + count, step):
             c1 = min(c0 + step, start + count)
-            zb.splat(coef[:, :, c0:c1].contiguous(), low[c0:c1], pix_base[c0:c1], w, h)
+            zb.splat(coef[:, :, c0:c1], low[c0:c1], pix_base[c0:c1], w, h)
         start += count
 
 
@@ -505,11 +561,11 @@ class _PerspectiveBary(torch.autograd.Function):
 
     Inputs: ``vertices`` ``(B, N, 3)`` (camera frame, or ``(u, v, z)`` when ``K`` is None), ``K``
     ``(B, 3, 3)`` or None, the projection tables of :func:`_project_private` ``u, v, iz, in_front``
-    ``(B, N)``, corner rows ``corners`` ``(3, P)`` int64 into the flattened ``(B*N)`` tables (``P = B*H*W``),
-    pixel centre coordinates ``px`` ``(W,)`` and ``py`` ``(H, 1)``, and ``mask`` ``(B, H, W)`` bool.
-    Outputs ``bary`` ``(3, P)`` and ``depth`` ``(P,)``,
-    both 0 where ``mask`` is False (no gradient flows there). With the screen-space edge functions
-    ``w_i = (a_j - p) × (a_k - p)``: ``q_i = w_i / z_i``, ``bary_i = q_i / Σq``, ``depth = Σw / Σq``.
+    ``(B, N)``, corner rows ``corners`` ``(3, M)`` int64 into the flattened ``(B*N)`` tables and the pixel
+    centre coordinates ``px``, ``py`` ``(M,)`` (dtype of ``u``) of ``M`` covered pixels. Outputs ``bary``
+    ``(3, M)`` and ``depth`` ``(M,)``. With the screen-space edge functions ``w_i = (a_j - p) × (a_k - p)``:
+    ``q_i = w_i / z_i``, ``bary_i = q_i / Σq``, ``depth = Σw / Σq`` (0 for a degenerate ``Σq = 0``).
+    Either output's gradient may be absent (None).
     """
 
     @staticmethod
@@ -524,19 +580,18 @@ class _PerspectiveBary(torch.autograd.Function):
         corners: Tensor,
         px: Tensor,
         py: Tensor,
-        mask: Tensor,
     ) -> tuple[Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
         uf, vf, izf = u.reshape(-1), v.reshape(-1), iz.reshape(-1)
-        image = mask.shape  # (B, H, W); px (W,) and py (H, 1) broadcast against it
-        du = [uf.index_select(0, c).view(image).sub_(px).view(-1) for c in corners]
-        dv = [vf.index_select(0, c).view(image).sub_(py).view(-1) for c in corners]
+        du = [uf.index_select(0, c).sub_(px) for c in corners]
+        dv = [vf.index_select(0, c).sub_(py) for c in corners]
         tiz = [izf.index_select(0, c) for c in corners]
         w = []
         for i in range(3):
             j, k = (i + 1) % 3, (i + 2) % 3
             w.append((du[j] * dv[k]).addcmul_(dv[j], du[k], value=-1.0))
         q = [w[i] * tiz[i] for i in range(3)]
-        inv = torch.nan_to_num(mask.reshape(-1).to(u.dtype).div_(q[0] + q[1] + q[2]), nan=0.0, posinf=0.0, neginf=0.0)
+        inv = torch.nan_to_num((q[0] + q[1] + q[2]).reciprocal_(), nan=0.0, posinf=0.0, neginf=0.0)
         bary = u.new_empty(3, corners.shape[1])
         for i in range(3):
             torch.mul(q[i], inv, out=bary[i])
@@ -546,18 +601,25 @@ class _PerspectiveBary(torch.autograd.Function):
         return bary, depth
 
     @staticmethod
-    def backward(ctx: Any, g_bary: Tensor, g_depth: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_bary: Tensor | None, g_depth: Tensor | None) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         saved = ctx.saved_tensors
         du, dv, tiz, w = saved[0:3], saved[3:6], saved[6:9], saved[9:12]
         inv, bary, depth, corners, vertices, K, u, iz, in_front = saved[12:21]
-        g_bary = g_bary.contiguous()
-        # bary_j = q_j / S, depth = W / S (S = Σq, W = Σw, inv = 1/S or 0 off the mask):
+        if g_bary is None and g_depth is None:
+            return (None,) * 9
+        g_bary = bary.new_zeros(bary.shape) if g_bary is None else g_bary.contiguous()
+        # bary_j = q_j / S, depth = W / S (S = Σq, W = Σw, inv = 1/S or 0 if degenerate):
         # dL/dq_i = (g_i - Σ_j g_j bary_j - g_depth depth) / S ;  dL/dw_i = dL/dq_i / z_i + g_depth / S
         common = g_bary[0] * bary[0]
-        common.addcmul_(g_bary[1], bary[1]).addcmul_(g_bary[2], bary[2]).addcmul_(g_depth, depth)
+        common.addcmul_(g_bary[1], bary[1]).addcmul_(g_bary[2], bary[2])
+        if g_depth is not None:
+            common.addcmul_(g_depth, depth)
         g_q = [(g_bary[i] - common).mul_(inv) for i in range(3)]
-        g_d = g_depth * inv
-        g_w = [torch.addcmul(g_d, g_q[i], tiz[i]) for i in range(3)]
+        if g_depth is None:  # depth unused (e.g. only interpolated attributes): skip its terms
+            g_w = [g_q[i] * tiz[i] for i in range(3)]
+        else:
+            g_d = g_depth * inv
+            g_w = [torch.addcmul(g_d, g_q[i], tiz[i]) for i in range(3)]
         size = u.numel()
         flat = corners.reshape(-1)
         rows = inv.new_empty(3, inv.shape[0])
@@ -593,7 +655,32 @@ class _PerspectiveBary(torch.autograd.Function):
                 g_k = torch.stack([row0, row1, torch.stack([zero, zero, zero], dim=1)], dim=1)
         elif ctx.needs_input_grad[0]:
             g_vertices = torch.stack([g_u, g_v, (g_iz * iz).mul_(iz).mul_(in_front).neg_()], dim=-1)
-        return g_vertices, g_k, None, None, None, None, None, None, None, None
+        return g_vertices, g_k, None, None, None, None, None, None, None
+
+
+class _ExpandPixels(torch.autograd.Function):
+    """``(3, M)`` barycentrics and ``(M,)`` depths of the covered pixels ``pix`` ``(M,)`` -> ``(3, P)`` and
+    ``(P,)`` images, 0 elsewhere (constant: no gradient flows there). Backward: gathers at ``pix``."""
+
+    @staticmethod
+    def forward(ctx: Any, bary: Tensor, depth: Tensor, pix: Tensor, size: int) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(pix)
+        bary_full = bary.new_zeros(3, size)
+        for i in range(3):
+            bary_full[i].index_copy_(0, pix, bary[i])
+        return bary_full, depth.new_zeros(size).index_copy_(0, pix, depth)
+
+    @staticmethod
+    def backward(ctx: Any, g_bary: Tensor | None, g_depth: Tensor | None) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        (pix,) = ctx.saved_tensors
+        g_b = None
+        if g_bary is not None and ctx.needs_input_grad[0]:
+            g_b = g_bary.new_empty(3, pix.shape[0])
+            for i in range(3):
+                torch.index_select(g_bary[i], 0, pix, out=g_b[i])
+        g_d = g_depth.index_select(0, pix) if g_depth is not None and ctx.needs_input_grad[1] else None
+        return g_b, g_d, None, None
 
 
 def _faces_t(faces: Tensor) -> Tensor:
@@ -633,25 +720,40 @@ def _make_fragments(
     faces_t: Tensor,
     triangle_id: Tensor,
 ) -> Fragments:
+    """Differentiable barycentrics / depth for a visibility map; the work is done on the covered pixels only
+    (the ``M = mask.sum()`` pixels listed by ``pix``) and expanded to the images at the end."""
     batch, height, width = triangle_id.shape
     mask = triangle_id >= 0
-    corners = _pixel_corners(faces_t, triangle_id)
-    topology = _Topology(faces, max_index, corners)
-    if vertices.shape[1] == 0:  # no vertex at all (so no face): nothing to differentiate
-        zeros = vertices.new_zeros(batch, height, width)
-        return Fragments(triangle_id, zeros.unsqueeze(-1).expand(-1, -1, -1, 3).clone(), zeros, mask, topology)
-    dtype, device = vertices.dtype, vertices.device
-    px = torch.arange(width, dtype=dtype, device=device)  # broadcast against (B, H, W) in the Function
-    py = torch.arange(height, dtype=dtype, device=device).view(height, 1)
-    bary, depth = _PerspectiveBary.apply(
-        vertices, K, *tables, _offset_rows(corners, batch, vertices.shape[1]), px, py, mask
-    )
+    pix = mask.view(-1).nonzero().squeeze(1)
+    tri = triangle_id.view(-1).index_select(0, pix)
+    corners = tri.new_empty(3, tri.shape[0])
+    for i in range(3):
+        torch.index_select(faces_t[i], 0, tri, out=corners[i])
+    n_vertices = vertices.shape[1]
+    # item, row and column of each covered pixel; float64 division is exact here (indices < 2**52) and
+    # several times faster than int64 floor division on CPU
+    flat = pix.to(torch.float64)
+    item = None
+    if batch > 1:
+        item_f = torch.div(flat, height * width).floor_()
+        flat.sub_(item_f * (height * width))
+        item = item_f.to(torch.int64)
+    row = torch.div(flat, width).floor_()
+    px = flat.sub_(row * width).to(vertices.dtype)
+    py = row.to(vertices.dtype)
+    if n_vertices == 0:  # no vertex at all (so no face): nothing to differentiate
+        bary_c, depth_c = vertices.new_zeros(3, 0), vertices.new_zeros(0)
+    else:
+        rows = corners if item is None else corners + item * n_vertices
+        bary_c, depth_c = _PerspectiveBary.apply(vertices, K, *tables, rows, px, py)
+    bary, depth = _ExpandPixels.apply(bary_c, depth_c, pix, batch * height * width)
+    bary = bary.view(3, batch, height, width).permute(1, 2, 3, 0)
     return Fragments(
         triangle_id=triangle_id,
-        bary=bary.view(3, batch, height, width).permute(1, 2, 3, 0),
+        bary=bary,
         depth=depth.view(batch, height, width),
         mask=mask,
-        _topology=topology,
+        _topology=_Topology(faces, max_index, pix, corners, item, bary, bary_c),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -61,6 +63,37 @@ def test_shared_and_per_item_attributes_agree_and_faces_copy_gives_same_result()
     out = interpolate(other, frags, faces)
     m = frags.mask
     torch.testing.assert_close(out[1][m[1]], 1 - interpolate(attr, frags, faces)[1][m[1]])
+
+
+def test_covered_pixel_path_matches_full_image_path_values_and_gradients() -> None:
+    # the same faces object takes the covered-pixels-only path, a copy the full-image path: same results,
+    # same gradients (to the vertices through bary and depth, to the attributes), per item or shared
+    verts, faces = grid_mesh(6, 1.0, 3.0, bulge=0.3)
+    vb = torch.stack([verts, verts + torch.tensor([0.1, -0.05, 0.3], dtype=torch.float64)])
+    g = torch.Generator().manual_seed(5)
+    attr = torch.rand(2, 36, 3, dtype=torch.float64, generator=g)
+    weights = torch.randn(2, H, W, 3, dtype=torch.float64, generator=g)
+    results = []
+    for faces_arg in (faces, faces.clone()):
+        for attributes in (attr, attr[0]):
+            v = vb.clone().requires_grad_(True)
+            a = attributes.clone().requires_grad_(True)
+            frags = rasterize(v, K, faces, H, W)
+            img = interpolate(a, frags, faces_arg, fill=torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64))
+            ((img * weights).sum() + frags.depth.square().sum()).backward()
+            results.append((img.detach(), v.grad, a.grad))
+    for cached, full in ((results[0], results[2]), (results[1], results[3])):
+        for x, y in zip(cached, full, strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    assert (results[0][1] != 0).any() and (results[1][2] != 0).any()
+
+
+def test_fragments_with_replaced_bary_do_not_use_the_stale_cache() -> None:
+    verts, faces = grid_mesh(4, 1.0, 3.0, bulge=0.2)
+    frags = rasterize(verts[None], K, faces, H, W)
+    halved = dataclasses.replace(frags, bary=frags.bary * 0.5)
+    attr = torch.rand(16, 2, dtype=torch.float64)
+    torch.testing.assert_close(interpolate(attr, halved, faces), 0.5 * interpolate(attr, frags, faces))
 
 
 def test_gradcheck_attributes_and_vertices_with_fixed_visibility() -> None:
