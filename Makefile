@@ -16,7 +16,7 @@ $(STAMP): setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and alone, from its exact pin (a local CPU wheel on our machines).
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,export]"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -56,6 +56,7 @@ setup(
         "dfmvr.commands": [
             "assets = dfmvr_core.cli.assets:register",
             "bench = dfmvr_core.cli.bench:register",
+            "export = dfmvr_core.cli.export:register",
         ],
     },
 )
