@@ -67,7 +67,7 @@ def test_every_requirement_has_an_exact_pin_and_torch_is_pinned():
 
 def test_cli_subcommands_are_registered_as_entry_points():
     names = {e.name for e in entry_points(group="dfmvr.commands")}
-    assert "assets" in names
+    assert {"assets", "bench", "export"} <= names
 
 
 def _imported_modules(path: Path) -> set[str]:

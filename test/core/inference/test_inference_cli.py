@@ -6,14 +6,11 @@ the named configs' exports are covered by test_inference_onnx_parity.py.
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 import yaml
 
 import dfmvr_core.cli.main as cli_main
-from dfmvr_core.cli import export as export_cli
 from dfmvr_core.inference import OnnxRuntimeBackend, read_onnx_metadata, save_checkpoint
 from dfmvr_core.networks.dfmvr_net import DFMVRNet
 from dfmvr_core.networks.net_config import load_network_config
@@ -31,18 +28,8 @@ TINY_YAML = {
 
 
 @pytest.fixture
-def run_cli(monkeypatch):
-    """``main(argv)`` with ``export`` registered even before setup.py's entry point is installed."""
-    original = cli_main.build_parser
-
-    def build() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in sub.choices:
-            export_cli.register(sub)
-        return parser
-
-    monkeypatch.setattr(cli_main, "build_parser", build)
+def run_cli():
+    """``main(argv)`` of the installed ``dfmvr`` command (``export`` comes from its entry point)."""
     return cli_main.main
 
 
