@@ -7,13 +7,13 @@ batch dims.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from dfmvr_core.errors import ShapeError
+from dfmvr_core.errors import ModelFileError, ShapeError
 
 ShapeSpec = Sequence[Any]
 
@@ -75,3 +75,58 @@ def check_same_batch(**tensors: torch.Tensor) -> int:
         listing = ", ".join(f"{k}={v}" for k, v in sizes.items())
         raise ShapeError(f"batch sizes disagree: {listing}; expected one batch size B for all")
     return next(iter(sizes.values()))
+
+
+def short_listing(items: list[str], limit: int = 5) -> str:
+    """``a, b, c, d, e (+3 more)``: the first ``limit`` items of a list for an error message."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def check_state_dict(
+    origin: str,
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    *,
+    what: str,
+    compare_dtype: bool = False,
+    optional_suffixes: tuple[str, ...] = (),
+) -> None:
+    """Validate a loaded ``state_dict`` against the one a freshly built module expects, before loading it.
+
+    Args:
+        origin: the file (named in the message).
+        state: the loaded tensors.
+        expected: ``module.state_dict()`` of the module it is meant for.
+        what: what the file should be, for the message (e.g. "a BiSeNet checkpoint").
+        compare_dtype: also require equal dtypes.
+        optional_suffixes: expected keys ending like this may be absent (e.g. ``num_batches_tracked``).
+
+    Raises:
+        ModelFileError: listing missing, unexpected and mismatched keys, or tensors holding NaN/inf.
+    """
+    missing = [k for k in expected if k not in state and not k.endswith(optional_suffixes or ("\0",))]
+    unexpected = [k for k in state if k not in expected]
+
+    def differs(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.shape != b.shape or (compare_dtype and a.dtype != b.dtype)
+
+    mismatched = [
+        f"{k} {tuple(state[k].shape)}{f' {state[k].dtype}' if compare_dtype else ''} "
+        f"(expected {tuple(v.shape)}{f' {v.dtype}' if compare_dtype else ''})"
+        for k, v in expected.items()
+        if k in state and differs(state[k], v)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {short_listing(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {short_listing(unexpected)}")
+    if mismatched:
+        kind = "shape/dtype" if compare_dtype else "shape"
+        problems.append(f"{len(mismatched)} {kind} mismatch(es): {short_listing(mismatched)}")
+    if problems:
+        raise ModelFileError(f"{origin}: not {what}; " + "; ".join(problems))
+    non_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if non_finite:
+        raise ModelFileError(f"{origin}: tensors holding NaN or inf values: {short_listing(non_finite)}")

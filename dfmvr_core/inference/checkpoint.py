@@ -36,6 +36,7 @@ from dfmvr_core.inference._common import config_from_dict, config_to_dict, sizes
 from dfmvr_core.morphable.model import CoefficientSizes
 from dfmvr_core.networks.dfmvr_net import DFMVRNet
 from dfmvr_core.networks.net_config import NetworkConfig
+from dfmvr_core.validation import check_state_dict, short_listing
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -50,7 +51,6 @@ _REQUIRED = (
     "model_fingerprint",
     "state_dict",
 )
-_MAX_LISTED = 5
 
 
 @dataclass(frozen=True)
@@ -124,11 +124,6 @@ def save_checkpoint(
     return path
 
 
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
-
-
 def _config_difference(got: NetworkConfig, expected: NetworkConfig) -> str:
     fields = [f.name for f in dataclasses.fields(NetworkConfig) if getattr(got, f.name) != getattr(expected, f.name)]
     return ", ".join(f"{n}={getattr(got, n)!r} (expected {getattr(expected, n)!r})" for n in fields)
@@ -161,26 +156,10 @@ def _check_state_dict(path: Path, state: Any, expected: Mapping[str, torch.Tenso
         raise ModelFileError(f"{path}: state_dict is a {type(state).__name__}, expected a mapping of names to tensors")
     bad_entries = [repr(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad_entries:
-        raise ModelFileError(f"{path}: state_dict entries that are not tensors: {_listing(bad_entries)}")
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} {state[k].dtype} (expected {tuple(v.shape)} {v.dtype})"
-        for k, v in expected.items()
-        if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {_listing(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape/dtype mismatch(es): {_listing(mismatched)}")
-    if problems:
-        raise ModelFileError(f"{path}: state_dict does not match the network of its config: " + "; ".join(problems))
-    non_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if non_finite:
-        raise ModelFileError(f"{path}: state_dict tensors with NaN or inf values: {_listing(non_finite)}")
+        raise ModelFileError(f"{path}: state_dict entries that are not tensors: {short_listing(bad_entries)}")
+    check_state_dict(
+        str(path), state, expected, what="a state_dict matching the network of its config", compare_dtype=True
+    )
     return dict(state)
 
 

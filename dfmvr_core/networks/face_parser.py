@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dfmvr_core.errors import ModelFileError, ShapeError
-from dfmvr_core.validation import check_finite, check_shape
+from dfmvr_core.validation import check_finite, check_shape, check_state_dict
 
 NUM_CELEBA_CLASSES = 19
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,7 +40,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # BatchNorm buffer that checkpoints written by old PyTorch versions may lack; the model's own value is kept.
 _OPTIONAL_KEY_SUFFIX = ".num_batches_tracked"
-_MAX_LISTED_KEYS = 5
 
 
 def normalize_imagenet(images: Tensor) -> Tensor:
@@ -244,11 +243,6 @@ class BiSeNet(nn.Module):
         return self.parse(images).argmax(dim=1)
 
 
-def _list_keys(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_MAX_LISTED_KEYS])
-    return shown + (f" (+{len(keys) - _MAX_LISTED_KEYS} more)" if len(keys) > _MAX_LISTED_KEYS else "")
-
-
 def _extract_state_dict(obj: Any, path: Path) -> dict[str, Tensor]:
     """Unwrap ``{'state_dict': ...}``, strip ``module.`` prefixes, check that every value is a tensor."""
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
@@ -264,27 +258,10 @@ def _extract_state_dict(obj: Any, path: Path) -> dict[str, Tensor]:
 
 
 def _validate_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], path: Path) -> None:
-    missing = [k for k in expected if k not in state and not k.endswith(_OPTIONAL_KEY_SUFFIX)]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s): {_list_keys(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_list_keys(unexpected)}")
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es): {_list_keys(mismatched)}")
-    if problems:
-        raise ModelFileError(
-            f"{path}: not a face-parsing.PyTorch BiSeNet checkpoint (79999_iter.pth layout); " + "; ".join(problems)
-        )
-    for key, value in state.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise ModelFileError(f"{path}: tensor {key} holds NaN or inf values")
+    check_state_dict(
+        str(path), state, expected, what="a face-parsing.PyTorch BiSeNet checkpoint (79999_iter.pth layout)",
+        optional_suffixes=(_OPTIONAL_KEY_SUFFIX,),
+    )  # fmt: skip
 
 
 def load_face_parser(path: str | Path, map_location: str | torch.device = "cpu", *, freeze: bool = True) -> BiSeNet:
