@@ -28,6 +28,31 @@ from dfmvr_core.validation import check_shape
 __all__ = ["interpolate", "interpolate_one_hot_labels"]
 
 
+def _accumulate_grads(
+    ctx: Any, vals: Tensor, bary: Tensor, corners: Tensor, channels: int, m: int, grad_column: Any
+) -> tuple[Tensor | None, Tensor | None]:
+    """Backward of ``out[c] = Σ_i vals[c, i] · bary[i]`` for both interpolation functions.
+
+    ``grad_column(c)`` gives the output gradient of channel ``c`` at the ``m`` pixels of ``bary`` / ``corners``
+    ``(3, m)``. Returns the gradient of the ``(N, C)`` attribute table (scatter-added to the corner vertices)
+    and of ``bary``, each None when not needed.
+    """
+    flat = corners.reshape(-1)
+    g_table = bary.new_zeros(ctx.table_shape) if ctx.needs_input_grad[0] else None
+    g_bary = bary.new_zeros(3, m) if ctx.needs_input_grad[1] else None
+    contrib = bary.new_empty(3, m) if g_table is not None else None
+    for c in range(channels):
+        g_c = grad_column(c)
+        if g_table is not None and contrib is not None:
+            for i in range(3):
+                torch.mul(bary[i], g_c, out=contrib[i])
+            g_table[:, c].scatter_add_(0, flat, contrib.view(-1))
+        if g_bary is not None:
+            for i in range(3):
+                g_bary[i].addcmul_(vals[c, i], g_c)
+    return g_table, g_bary
+
+
 class _Interpolate(torch.autograd.Function):
     """``out[c, p] = Σ_i bary[i, p] · table[corners[i, p], c]``, plus ``fill[c]`` where not ``mask[p]``.
 
@@ -63,19 +88,7 @@ class _Interpolate(torch.autograd.Function):
     def backward(ctx: Any, g_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         vals, bary, corners = ctx.saved_tensors
         channels, p = vals.shape[0], vals.shape[2]
-        flat = corners.reshape(-1)
-        g_table = g_out.new_zeros(ctx.table_shape) if ctx.needs_input_grad[0] else None
-        g_bary = g_out.new_zeros(3, p) if ctx.needs_input_grad[1] else None
-        contrib = g_out.new_empty(3, p) if g_table is not None else None
-        for c in range(channels):
-            g_c = g_out[c]
-            if g_table is not None and contrib is not None:
-                for i in range(3):
-                    torch.mul(bary[i], g_c, out=contrib[i])
-                g_table[:, c].scatter_add_(0, flat, contrib.view(-1))
-            if g_bary is not None:
-                for i in range(3):
-                    g_bary[i].addcmul_(vals[c, i], g_c)
+        g_table, g_bary = _accumulate_grads(ctx, vals, bary, corners, channels, p, lambda c: g_out[c])
         return g_table, g_bary, None, None, None
 
 
@@ -106,20 +119,10 @@ class _InterpolatePixels(torch.autograd.Function):
     def backward(ctx: Any, g_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         vals, bary, corners, pix = ctx.saved_tensors
         channels, m = vals.shape[0], vals.shape[2]
-        flat = corners.reshape(-1)
-        g_table = g_out.new_zeros(ctx.table_shape) if ctx.needs_input_grad[0] else None
-        g_bary = g_out.new_zeros(3, m) if ctx.needs_input_grad[1] else None
-        contrib = g_out.new_empty(3, m) if g_table is not None else None
         g_c = g_out.new_empty(m)
-        for c in range(channels):
-            torch.index_select(g_out[c], 0, pix, out=g_c)
-            if g_table is not None and contrib is not None:
-                for i in range(3):
-                    torch.mul(bary[i], g_c, out=contrib[i])
-                g_table[:, c].scatter_add_(0, flat, contrib.view(-1))
-            if g_bary is not None:
-                for i in range(3):
-                    g_bary[i].addcmul_(vals[c, i], g_c)
+        g_table, g_bary = _accumulate_grads(
+            ctx, vals, bary, corners, channels, m, lambda c: torch.index_select(g_out[c], 0, pix, out=g_c)
+        )
         return g_table, g_bary, None, None, None, None
 
 

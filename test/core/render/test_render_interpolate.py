@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from render_helpers import grid_mesh
 
 from dfmvr_core.errors import ShapeError
 from dfmvr_core.render import (
@@ -17,18 +18,6 @@ from dfmvr_core.render import (
 
 K = torch.tensor([[40.0, 0.0, 15.5], [0.0, 40.0, 11.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
 H, W = 24, 32
-
-
-def grid_mesh(n: int, size: float, z: float, bulge: float = 0.0, dtype=torch.float64):
-    """``n × n`` vertex grid around the optical axis at depth ``z``, bulged towards the camera."""
-    s = torch.linspace(-size / 2, size / 2, n, dtype=dtype)
-    gy, gx = torch.meshgrid(s, s, indexing="ij")
-    gz = z - bulge * (1 - (gx**2 + gy**2) / (size**2 / 2))
-    verts = torch.stack([gx, gy, gz], -1).reshape(-1, 3)
-    idx = torch.arange(n * n).reshape(n, n)
-    a, b, c, d = idx[:-1, :-1].flatten(), idx[:-1, 1:].flatten(), idx[1:, :-1].flatten(), idx[1:, 1:].flatten()
-    faces = torch.cat([torch.stack([a, c, b], 1), torch.stack([b, c, d], 1)])
-    return verts, faces
 
 
 def test_values_fill_and_shapes() -> None:

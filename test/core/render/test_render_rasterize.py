@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from render_helpers import grid_mesh
 
 from dfmvr_core.errors import ShapeError
 from dfmvr_core.render import Fragments, fragments_from_triangle_ids, interpolate, rasterize
@@ -113,18 +114,6 @@ def test_matches_brute_force_reference_float32() -> None:
     same = (ref_tri == tri) & (tri >= 0)
     np.testing.assert_allclose(frags.bary[0].detach().numpy()[same], ref_bary[same], atol=1e-4)
     assert frags.bary.dtype == torch.float32 and frags.depth.dtype == torch.float32
-
-
-def grid_mesh(n: int, size: float, z: float, bulge: float = 0.0, dtype=torch.float64):
-    """``n × n`` vertex grid in the plane ``z`` (optionally bulged towards the camera), front faces CCW."""
-    s = torch.linspace(-size / 2, size / 2, n, dtype=dtype)
-    gy, gx = torch.meshgrid(s, s, indexing="ij")
-    gz = z - bulge * (1 - (gx**2 + gy**2) / (size**2 / 2))
-    verts = torch.stack([gx, gy, gz], -1).reshape(-1, 3)
-    idx = torch.arange(n * n).reshape(n, n)
-    a, b, c, d = idx[:-1, :-1].flatten(), idx[:-1, 1:].flatten(), idx[1:, :-1].flatten(), idx[1:, 1:].flatten()
-    faces = torch.cat([torch.stack([a, c, b], 1), torch.stack([b, c, d], 1)])
-    return verts, faces
 
 
 def test_closed_grid_matches_reference_and_has_no_holes() -> None:
