@@ -57,6 +57,12 @@ setup(
             "assets = dfmvr_core.cli.assets:register",
             "bench = dfmvr_core.cli.bench:register",
             "export = dfmvr_core.cli.export:register",
+            "reconstruct = dfmvr_core.cli.reconstruct:register",
+            "make-dataset = dfmvr_training.cli.make_dataset:register",
+            "train = dfmvr_training.cli.train:register",
+            "eval = dfmvr_training.cli.evaluate:register",
+            "make-bag = dfmvr_ros.cli.make_bag:register",
+            "replay = dfmvr_ros.cli.replay:register",
         ],
     },
 )

@@ -1,0 +1,1 @@
+"""Command-line subcommands of dfmvr_training (registered in setup.py under ``dfmvr.commands``)."""
