@@ -17,12 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import trimesh
 
 from dfmvr_core.atomic_io import atomic_path, write_json_atomic
 from dfmvr_core.geometry.pose import MODEL_TO_OPTICAL, make_transform, transform_points
 from dfmvr_core.geometry.rig import CameraRig, RigConfig, load_rig
 from dfmvr_core.geometry.rotations import matrix_to_quaternion
+from dfmvr_core.mesh_io import write_mesh
 from dfmvr_core.morphable import MorphableModel, ambient_sh, load_morphable_model
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
 
@@ -102,17 +102,10 @@ def write_rig_preview(
     vertices_rig = transform_points(vertices[0], R, t)
 
     written = []
-    mesh = trimesh.Trimesh(
-        vertices=vertices_rig.numpy(),
-        faces=model.triangles.numpy(),
-        vertex_colors=(albedo[0].clamp(0, 1).numpy() * 255).astype(np.uint8),
-        process=False,
-    )
+    colors = (albedo[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
+    triangles = model.triangles.numpy()
     for suffix in (".ply", ".obj"):
-        path = output / f"face_rig{suffix}"
-        with atomic_path(path) as tmp:
-            mesh.export(tmp)
-        written.append(path)
+        written.append(write_mesh(output / f"face_rig{suffix}", vertices_rig.numpy(), triangles, vertex_colors=colors))
 
     T_rig_face = make_transform(R, t)
     poses = {

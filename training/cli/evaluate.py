@@ -1,17 +1,114 @@
-"""``dfmvr eval``: evaluate reconstructions: RMSE after ICP, error maps."""
+"""``dfmvr eval``: evaluate reconstructed meshes against ground truth (paper section V-A).
+
+``dfmvr eval --pred DIR --gt DIR -o OUT [--model MODEL | --nose-index N]`` pairs the meshes of both folders by
+file stem (``.ply``, ``.obj``, or ``.npz`` with ``vertices``/``faces``), aligns each prediction to its ground
+truth (landmarks, then ICP) and measures the point-to-plane RMSE (the paper's metric) and the mean
+scan-to-mesh distance on the 95 mm front-face region. It writes ``OUT/summary.json``,
+``OUT/samples/<stem>.json`` and ``OUT/error_maps/<stem>.png``, and resumes an interrupted run.
+``--baseline mean`` (with ``--model``) evaluates the model's mean face instead of predictions.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from dfmvr_core.errors import DfmvrError
+from dfmvr_core.errors import ConfigError
+
+UNITS = ("m", "dm", "cm", "mm")
 
 
 def _run(args: argparse.Namespace) -> int:
-    raise DfmvrError("dfmvr eval is being implemented in this session's work; not available in this build yet")
+    from dfmvr_training.evaluation import MeshIndices, evaluate_directory, model_indices, summary_table
+
+    from dfmvr_core.config import load_yaml
+    from dfmvr_core.evaluation import EvalConfig
+
+    if args.pred is None and args.baseline is None:
+        raise ConfigError("--pred: required (or --baseline mean with --model)")
+    if args.pred is not None and args.baseline is not None:
+        raise ConfigError("--pred and --baseline: give one of them")
+    if args.baseline is not None and args.model is None:
+        raise ConfigError("--baseline mean: needs --model (the morphable model whose mean face is evaluated)")
+    if args.model is None and args.nose_index is None:
+        raise ConfigError(
+            "--model or --nose-index: the nose tip (centre of the 95 mm region) must come from the morphable "
+            "model's landmarks (--model) or a vertex index of the ground-truth topology (--nose-index)"
+        )
+
+    config = load_yaml(EvalConfig, args.config) if args.config is not None else EvalConfig()
+    overrides = {}
+    if args.radius_mm is not None:
+        overrides["crop_radius_m"] = args.radius_mm / 1000.0
+    if args.with_scale:
+        overrides["with_scale"] = True
+    if args.no_landmarks:
+        overrides["use_landmarks"] = False
+    if overrides:
+        import dataclasses
+
+        config = dataclasses.replace(config, **overrides)
+
+    model = None
+    indices = MeshIndices()
+    if args.model is not None:
+        from dfmvr_core.morphable import load_morphable_model
+
+        model = load_morphable_model(args.model)
+        indices = model_indices(model)
+    if args.nose_index is not None:
+        if args.nose_index < 0:
+            raise ConfigError(f"--nose-index: expected a vertex index >= 0, got {args.nose_index}")
+        # the explicit index belongs to the ground truth's topology; model landmarks stay for same-topology meshes
+        indices = MeshIndices(
+            landmarks=indices.landmarks, nose=args.nose_index, num_vertices=indices.num_vertices, nose_num_vertices=None
+        )
+    summary = evaluate_directory(
+        args.pred,
+        args.gt,
+        args.output,
+        indices=indices,
+        config=config,
+        pred_units=args.pred_units,
+        gt_units=args.gt_units,
+        baseline_model=model if args.baseline is not None else None,
+        error_maps=not args.no_error_maps,
+        max_mm=args.max_mm,
+        map_size=args.map_size,
+        progress=not args.quiet,
+    )
+    print(summary_table(summary))
+    print(f"wrote {Path(args.output) / 'summary.json'}")
+    return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dfmvr eval``."""
-    parser = subparsers.add_parser("eval", help="evaluate reconstructions: RMSE after ICP, error maps")
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate reconstructions: point-to-plane RMSE after ICP, scan-to-mesh distance, error maps",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pred", type=Path, help="folder of predicted meshes (.ply, .obj, .npz)")
+    parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth meshes, same file stems")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="morphable model (.npz, BFM .mat, ICT folder): its 68 landmarks align same-topology meshes and its "
+        "landmark 30 is the nose tip",
+    )
+    parser.add_argument("--nose-index", type=int, help="nose-tip vertex index of the ground-truth topology")
+    parser.add_argument("--baseline", choices=("mean",), help="evaluate the model's mean face instead of --pred")
+    parser.add_argument("--config", type=Path, help="YAML file with EvalConfig fields (metric settings)")
+    parser.add_argument("--radius-mm", type=float, help="front-face crop radius in mm (default 95)")
+    parser.add_argument("--with-scale", action="store_true", help="also fit an isotropic scale (default rigid)")
+    parser.add_argument("--no-landmarks", action="store_true", help="no landmark alignment: ICP only")
+    parser.add_argument("--pred-units", choices=UNITS, default="m", help="units of the predicted files (default m)")
+    parser.add_argument("--gt-units", choices=UNITS, default="m", help="units of the ground-truth files (default m)")
+    parser.add_argument("--max-mm", type=float, default=5.0, help="error shown red in the error maps (default 5)")
+    parser.add_argument("--map-size", type=int, default=512, help="error-map size in pixels (default 512)")
+    parser.add_argument("--no-error-maps", action="store_true", help="skip the PNG error maps")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run)
