@@ -9,8 +9,13 @@ Without ``--checkpoint`` the file holds **freshly initialised, untrained weights
 runtime): a warning is printed and the file's metadata says ``dfmvr.fresh_weights = true``. The same goes for
 ``--parser-out`` without ``--parser-checkpoint``.
 
-``--trt-engine`` / ``--precision`` are reserved for the TensorRT backend, a later step of the inference-engine work:
-passing them is an error (before any work is done) rather than a silently ignored option.
+``--trt-engine E`` also builds a TensorRT engine from the written ONNX file (the TensorRT backend's builder:
+precision ``--precision``, default fp16; optimization profile batch 1..``--max-batch``, default 4, optimized for 1).
+``E`` an existing folder: it is filled as an engine cache (the backend's ``engine_cache_dir``, engine under its key);
+otherwise ``E`` is the engine file, with a sidecar ``E.json`` (ONNX hash, TensorRT version, GPU, precision, max
+batch). This needs TensorRT and an NVIDIA GPU, on the machine that will run the engine (an engine is specific to the
+GPU model and the TensorRT version); without them the ONNX file is still written and the command fails with a
+message saying so.
 """
 
 from __future__ import annotations
@@ -36,13 +41,40 @@ def _megabytes(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
+def _check_trt_flags(args: argparse.Namespace) -> None:
+    """``--precision``/``--max-batch`` only with ``--trt-engine``; a positive ``--max-batch`` (checked before any
+    work is done)."""
+    if args.trt_engine is None:
+        options = (("--precision", args.precision), ("--max-batch", args.max_batch))
+        used = [flag for flag, value in options if value is not None]
+        if used:
+            raise ConfigError(f"{'/'.join(used)}: only with --trt-engine ENGINE (they configure the TensorRT engine)")
+        return
+    if args.max_batch is not None and args.max_batch < 1:
+        raise ConfigError(f"--max-batch: expected a positive int, got {args.max_batch}")
+
+
+def _build_trt_engine(onnx_path: Path, args: argparse.Namespace) -> None:
+    """Build the TensorRT engine of ``onnx_path`` into ``--trt-engine`` (see the module docstring)."""
+    from dfmvr_core.inference import MissingDependencyError
+    from dfmvr_core.inference.tensorrt_backend import build_engine_file
+
+    precision, max_batch = args.precision or "fp16", args.max_batch or 4
+    try:
+        engine, status = build_engine_file(onnx_path, args.trt_engine, precision=precision, max_batch=max_batch)
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(
+            f"--trt-engine: {exc}. The ONNX file {onnx_path} was written; build the engine on the target machine "
+            f"(`dfmvr export ... --trt-engine` there, or `trtexec --onnx={onnx_path.name}`)"
+        ) from None
+    except ConfigError as exc:
+        raise ConfigError(f"--trt-engine: {exc}. The ONNX file {onnx_path} was written") from None
+    what = {"hit": "already in the cache", "built": "built", "rebuilt": "rebuilt (the cached one was unusable)"}
+    print(f"TensorRT engine {engine} ({_megabytes(engine)}): {what[status]}, {precision}, batch 1..{max_batch}")
+
+
 def _export(args: argparse.Namespace) -> int:
-    if args.trt_engine is not None or args.precision is not None:
-        raise ConfigError(
-            "--trt-engine/--precision: building TensorRT engines is not available yet (it comes with the TensorRT "
-            "backend); export the ONNX file without these flags (an engine can be built from it with "
-            "`trtexec --onnx=model.onnx --fp16`)"
-        )
+    _check_trt_flags(args)
     from dfmvr_core.inference._common import require
 
     require("onnx")  # fail before loading anything when the export extra is missing
@@ -116,6 +148,8 @@ def _export(args: argparse.Namespace) -> int:
             f"wrote {parser_path} ({_megabytes(parser_path)}): face parser, input {args.parser_size}x"
             f"{args.parser_size}, {'FRESH (untrained) weights' if parser_fresh else parser_source}"
         )
+    if args.trt_engine is not None:  # last: the ONNX files are written even when TensorRT is missing
+        _build_trt_engine(path, args)
     return 0
 
 
@@ -164,6 +198,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--static-batch", action="store_true", help="fix the batch at 1 (default: dynamic batch)")
     export.add_argument("--verify", action="store_true", help="check ONNX Runtime against PyTorch after export")
     export.add_argument("--seed", type=int, default=0, help="seed of the fresh initialisation (no --checkpoint)")
-    export.add_argument("--trt-engine", type=Path, help="not available yet (TensorRT backend, later)")
-    export.add_argument("--precision", choices=("fp32", "fp16"), help="not available yet (TensorRT backend, later)")
+    export.add_argument(
+        "--trt-engine",
+        type=Path,
+        metavar="ENGINE",
+        help="also build a TensorRT engine: an engine file, or an existing engine cache folder (needs TensorRT + GPU)",
+    )
+    export.add_argument(
+        "--precision", choices=("fp16", "fp32", "tf32"), help="TensorRT engine precision (default fp16)"
+    )
+    export.add_argument("--max-batch", type=int, help="largest batch of the TensorRT engine (default 4)")
     export.set_defaults(func=_export)

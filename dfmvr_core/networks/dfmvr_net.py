@@ -227,9 +227,11 @@ def _check_same_batch(images: torch.Tensor, name: str, other: torch.Tensor) -> N
 
 
 def _value_checks_enabled(tensor: torch.Tensor) -> bool:
-    """False while tracing / exporting / compiling (data-dependent Python checks cannot be traced) and for
-    ``meta`` tensors (shape-only runs, e.g. FLOP counting without computing)."""
+    """False while tracing / exporting / compiling / capturing a CUDA graph (data-dependent Python checks cannot be
+    traced or captured) and for ``meta`` tensors (shape-only runs, e.g. FLOP counting without computing)."""
     if tensor.device.type == "meta":
+        return False
+    if tensor.is_cuda and torch.cuda.is_current_stream_capturing():
         return False
     return not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling())
 

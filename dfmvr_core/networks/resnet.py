@@ -82,9 +82,12 @@ def _scaled_width(base: int, multiplier: float, divisor: int) -> int:
 
 
 def _is_tracing_or_compiling() -> bool:
-    """True under ``torch.jit.trace``, ``torch.compile`` or ``torch.export`` (data-dependent checks must be skipped)."""
+    """True under ``torch.jit.trace``, ``torch.compile``, ``torch.export`` or CUDA graph capture (data-dependent
+    checks must be skipped)."""
     is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
-    return torch.jit.is_tracing() or (is_compiling is not None and bool(is_compiling()))
+    if torch.jit.is_tracing() or (is_compiling is not None and bool(is_compiling())):
+        return True
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
 # ---------------------------------------------------------------------------------------------------- blocks

@@ -6,6 +6,8 @@ the named configs' exports are covered by test_inference_onnx_parity.py.
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 import yaml
@@ -88,9 +90,22 @@ def test_usage_errors(run_cli, tiny_yaml, ict_npz, tmp_path, capsys):
     assert "pass --model MORPHABLE_MODEL" in capsys.readouterr().err
     assert run_cli(["export", "--model", str(ict_npz), "-o", str(out)]) == 2
     assert "--config: required without --checkpoint" in capsys.readouterr().err
-    argv = ["export", "--config", str(tiny_yaml), "--model", str(ict_npz), "-o", str(out), "--trt-engine", "e.plan"]
+    argv = ["export", "--config", str(tiny_yaml), "--model", str(ict_npz), "-o", str(out)]
     assert run_cli([*argv, "--precision", "fp16"]) == 2
-    assert "TensorRT engines is not available yet" in capsys.readouterr().err
+    assert "--precision: only with --trt-engine ENGINE" in capsys.readouterr().err
+    assert run_cli([*argv, "--trt-engine", str(tmp_path / "e.plan"), "--max-batch", "0"]) == 2
+    assert "--max-batch: expected a positive int, got 0" in capsys.readouterr().err
     assert run_cli(["export", "--config", "nonsense", "--model", str(ict_npz), "-o", str(out)]) == 2
     assert "not a named config" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_trt_engine_without_tensorrt_keeps_the_onnx_file(run_cli, tiny_yaml, ict_npz, tmp_path, capsys):
+    out, engine = tmp_path / "model.onnx", tmp_path / "model.engine"
+    argv = ["export", "--config", str(tiny_yaml), "--model", str(ict_npz), "-o", str(out), "--trt-engine", str(engine)]
+    assert run_cli([*argv, "--precision", "fp32", "--max-batch", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--trt-engine: TensorRT not installed; use backend onnxruntime or torch" in err
+    assert f"The ONNX file {out} was written" in err
+    assert read_onnx_metadata(out)["network"] == "tiny" and not engine.exists()

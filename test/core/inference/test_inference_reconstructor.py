@@ -1,0 +1,192 @@
+"""FaceReconstructor end to end on the ICT face rendered in the default rig (torch and ONNX Runtime backends)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from dfmvr_core.errors import ConfigError, ShapeError
+from dfmvr_core.geometry.face_crop import camera_pose_to_crop
+from dfmvr_core.geometry.pose import MODEL_TO_OPTICAL, make_transform, transform_points
+from dfmvr_core.geometry.rig import CameraRig, RigConfig
+from dfmvr_core.inference.reconstructor import FaceReconstructor, ReconstructorConfig
+from dfmvr_core.preview import PreviewOptions, render_rig_views, sample_face
+
+
+@pytest.fixture(scope="module")
+def scene(ict_model):
+    """The ICT mean face frontal at the rig's subject point: images, GT landmarks, GT pose in the rig."""
+    model = ict_model.to(dtype=torch.float64)
+    rig = CameraRig.from_config(RigConfig())
+    vertices, albedo = sample_face(model, PreviewOptions())
+    R = torch.tensor(MODEL_TO_OPTICAL, dtype=torch.float64)
+    vertices_rig = transform_points(vertices[0], R, rig.subject_center_rig)
+    images, landmarks = render_rig_views(model, vertices_rig, albedo, rig)
+    T_rig = make_transform(R, rig.subject_center_rig).numpy()
+    return {
+        "images": images,
+        "landmarks": [np.asarray(lm, np.float32) for lm in landmarks],
+        "T_rig_from_model": T_rig,
+        "vertices_rig": vertices_rig.numpy(),
+        "rig": rig,
+    }
+
+
+@pytest.fixture(scope="module")
+def torch_reconstructor(ict_npz, tmp_path_factory):
+    config = ReconstructorConfig(
+        morphable_model=ict_npz, backend="torch", detector="none", cache_dir=tmp_path_factory.mktemp("cache")
+    )
+    return FaceReconstructor(config)
+
+
+class _FakeBackend:
+    """Returns fixed coefficients (what a perfectly trained network would output)."""
+
+    name = "fake"
+
+    def __init__(self, outputs: dict[str, torch.Tensor]) -> None:
+        self.outputs = outputs
+        self.calls: list[tuple] = []
+
+    def run(self, images, masks, valid):
+        self.calls.append((np.asarray(images).copy(), None if masks is None else np.asarray(masks).copy(), valid))
+        return {k: v[None] for k, v in self.outputs.items()}
+
+
+def test_reconstruct_shapes_frames_and_timings(torch_reconstructor, scene) -> None:
+    rec = torch_reconstructor
+    result = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    assert result.ok and result.valid.tolist() == [True, True, True]
+    assert result.reasons == (None, None, None)
+    n = rec.mean_vertices.shape[0]
+    assert result.vertices_rig.shape == (n, 3) and result.vertices_camera.shape == (3, n, 3)
+    assert result.vertices_rig.dtype == np.float32
+    # Each camera's vertices are the rig vertices seen through the rig extrinsics.
+    for i, name in enumerate(rec.camera_names):
+        T = scene["rig"].T_camera_from_rig(name).double().numpy()
+        expected = result.vertices_rig.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+        np.testing.assert_allclose(result.vertices_camera[i], expected, atol=1e-5)
+    assert set(result.timings_ms) == {"preprocess", "masks", "network", "decode", "total"}
+    assert result.masks.shape == (3, 224, 224) and result.masks.max() > 0
+    assert result.landmarks_2d.shape == (3, 68, 2) and np.isfinite(result.landmarks_2d).all()
+    assert {k: v.shape for k, v in result.coefficients.items()}["pose"] == (3, 6)
+
+
+def test_perfect_coefficients_give_the_rendering_pose(torch_reconstructor, scene, monkeypatch) -> None:
+    """Coefficients equal to the ground truth (pose labels from the crops) reproduce the rendered face exactly."""
+    rec = torch_reconstructor
+    first = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    poses = []
+    for i, name in enumerate(rec.camera_names):
+        T_cam = scene["rig"].T_camera_from_rig(name).double().numpy() @ scene["T_rig_from_model"]
+        crop = first.crops[i]
+        angles, translation = camera_pose_to_crop(
+            torch.as_tensor(T_cam), torch.as_tensor(crop.K), torch.as_tensor(crop.A), rec.config.crop
+        )
+        poses.append(torch.cat((angles, translation)).float())
+    sizes = rec.coefficient_sizes
+    outputs = {
+        "identity": torch.zeros(sizes.identity),
+        "expression": torch.zeros(sizes.expression),
+        "albedo": torch.zeros(sizes.albedo),
+        "lighting": torch.zeros(3, 27),
+        "pose": torch.stack(poses),
+    }
+    fake = _FakeBackend(outputs)
+    monkeypatch.setattr(rec, "_backend", fake)
+    result = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    np.testing.assert_allclose(result.T_rig_from_model, scene["T_rig_from_model"], atol=2e-6)
+    np.testing.assert_allclose(result.vertices_rig, scene["vertices_rig"], atol=1e-5)
+    for i in range(3):
+        np.testing.assert_allclose(result.landmarks_2d[i], scene["landmarks"][i], atol=0.05)
+    images, masks, valid = fake.calls[-1]
+    assert images.shape == (1, 3, 3, 224, 224) and 0.0 <= images.min() and images.max() <= 1.0
+    assert masks.shape == (1, 3, 224, 224) and np.asarray(valid).tolist() == [[True, True, True]]
+
+
+def test_missing_and_faceless_views(torch_reconstructor, scene) -> None:
+    rec = torch_reconstructor
+    result = rec.reconstruct([scene["images"][0], scene["images"][1], None], landmarks=[*scene["landmarks"][:2], None])
+    assert result.ok and result.valid.tolist() == [True, True, False]
+    assert result.reasons[2] == "missing image"
+    assert result.vertices_camera.shape[0] == 3  # the fused face is still placed in every camera
+    blank = [np.zeros_like(image) for image in scene["images"]]
+    nothing = rec.reconstruct(blank)
+    assert not nothing.ok and nothing.vertices_rig is None and not nothing.valid.any()
+    assert all("no face" in reason for reason in nothing.reasons)
+
+
+def test_roi_without_landmarks_needs_a_detector_for_landmark_masks(torch_reconstructor, scene) -> None:
+    rois = [np.r_[lm.min(0), lm.max(0)] for lm in scene["landmarks"]]
+    result = torch_reconstructor.reconstruct(scene["images"], rois=rois)
+    assert not result.ok
+    assert all("no landmarks found in the ROI" in reason for reason in result.reasons)
+
+
+def test_bad_inputs_name_the_camera(torch_reconstructor, scene) -> None:
+    rec = torch_reconstructor
+    small = cv2.resize(scene["images"][1], (320, 240))
+    with pytest.raises(ShapeError, match=r"^front: "):
+        rec.reconstruct([scene["images"][0], small, scene["images"][2]], landmarks=scene["landmarks"])
+    with pytest.raises(ShapeError, match=r"^images: expected one entry per camera"):
+        rec.reconstruct(scene["images"][:2])
+    with pytest.raises(ConfigError, match=r"^precision: 'fp16' needs a CUDA device"):
+        ReconstructorConfig(morphable_model=Path("x.npz"), precision="fp16", backend="torch")
+    with pytest.raises(ConfigError, match=r"^backend: expected one of"):
+        ReconstructorConfig(morphable_model=Path("x.npz"), backend="tflite")
+
+
+def test_onnxruntime_backend_matches_torch(torch_reconstructor, scene, ict_npz, tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the export extra)")
+    config = ReconstructorConfig(morphable_model=ict_npz, backend="onnxruntime", detector="none", cache_dir=tmp_path)
+    ort = FaceReconstructor(config)
+    a = torch_reconstructor.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    b = ort.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    for key in a.coefficients:
+        np.testing.assert_allclose(b.coefficients[key], a.coefficients[key], atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(b.vertices_rig, a.vertices_rig, atol=5e-5)  # 0.05 mm
+    assert list((tmp_path / "onnx").glob("fresh-small-*.onnx")), "the export is cached"
+
+
+def test_reconstruct_cli_writes_files(scene, ict_npz, tmp_path) -> None:
+    from dfmvr_core.cli.main import main
+
+    paths = {}
+    for name, image in zip(("left", "front", "right"), scene["images"], strict=True):
+        paths[name] = tmp_path / f"{name}.png"
+        cv2.imwrite(str(paths[name]), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    faces = {
+        n: {"landmarks": lm.tolist()} for n, lm in zip(("left", "front", "right"), scene["landmarks"], strict=True)
+    }
+    (tmp_path / "faces.json").write_text(json.dumps(faces))
+    out = tmp_path / "out"
+    argv = ["reconstruct", "--left", str(paths["left"]), "--front", str(paths["front"]), "--right", str(paths["right"])]
+    argv += [
+        "--model",
+        str(ict_npz),
+        "--backend",
+        "torch",
+        "--detector",
+        "none",
+        "--faces",
+        str(tmp_path / "faces.json"),
+    ]
+    assert main([*argv, "-o", str(out)]) == 0
+    for name in ("mesh.ply", "mesh.obj", "pose.json", "coefficients.json", "overlays.png", "report.json"):
+        assert (out / name).is_file(), name
+    for name in ("left", "front", "right"):
+        overlay = cv2.imread(str(out / f"overlay_{name}.png"))
+        assert overlay.shape == (480, 640, 3)
+    pose = json.loads((out / "pose.json").read_text())
+    assert len(pose["T_rig_from_model"]["quaternion_xyzw"]) == 4
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] and report["views"]["front"]["valid"]
+    assert not list(out.glob("*.tmp*")), "no temporary files left behind"
+    # A missing image file is a clear error (exit 2), not a traceback.
+    assert main(["reconstruct", "--front", str(tmp_path / "nope.png"), "--model", str(ict_npz), "-o", str(out)]) == 2
