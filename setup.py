@@ -51,6 +51,7 @@ setup(
     entry_points={
         "console_scripts": [
             "dfmvr = dfmvr_core.cli.main:main",
+            "dfmvr_node = dfmvr_ros.node:main",
         ],
         # Subcommands of `dfmvr`: each package registers its own, so dfmvr_core never imports upwards.
         "dfmvr.commands": [

@@ -15,14 +15,17 @@ from dfmvr_core.sync.synchronizer import (
     SyncStats,
     time_to_ns,
 )
+from dfmvr_core.sync.worker import LatestWinsWorker, WorkerCounters
 
 __all__ = [
     "DROP_REASONS",
     "CameraDrops",
+    "LatestWinsWorker",
     "MatchedSet",
     "RigSynchronizer",
     "RigSynchronizerConfig",
     "SyncStats",
+    "WorkerCounters",
     "reference_stamp",
     "select_members",
     "skew",
