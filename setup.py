@@ -64,6 +64,7 @@ setup(
             "eval = dfmvr_training.cli.evaluate:register",
             "make-bag = dfmvr_ros.cli.make_bag:register",
             "replay = dfmvr_ros.cli.replay:register",
+            "extract-triplets = dfmvr_ros.cli.extract_triplets:register",
         ],
     },
 )
