@@ -1,0 +1,573 @@
+"""The DF-MVR trainer (``dfmvr train``): weakly supervised training as paper sections IV and V-A.
+
+:class:`Trainer` builds everything from a :class:`~dfmvr_training.train_config.TrainConfig` and runs the loop:
+
+* data: the synthetic datasets (:mod:`dfmvr_training.data`), the network's mask input added per sample
+  (:class:`~dfmvr_training.train_data.MaskedViews`), this rank's share in a seeded, resumable order
+  (:class:`~dfmvr_training.train_data.ResumableSampler`);
+* task: ``reconstruction`` (:class:`ReconstructionTask`: DFMVRNet + MorphableModel + FaceRenderer + optional frozen
+  parser, the losses of :mod:`dfmvr_training.step`) or ``parser`` (:class:`~dfmvr_training.parser_training.
+  ParserTask`);
+* optimisation: Adam (lr 1e-4), cosine annealing to 0 at the last step (paper V-A), gradient-norm clipping, optional
+  CUDA autocast (bf16/fp16, with a gradient scaler for fp16), DDP under ``torchrun``;
+* outputs under ``out_dir`` (rank 0 only)::
+
+      config.yaml                         the resolved config
+      metrics.jsonl                       one JSON per log step / evaluation (always)
+      tb/                                 TensorBoard events (tensorboard: true)
+      preview.png                         the latest input | rendering | error grid
+      checkpoints/step_00001000/training_state.pt   full state for --resume (see train_state.py)
+      checkpoints/step_00001000/model.pt            inference checkpoint (save_checkpoint) / parser.pth
+      checkpoints/latest.json             pointer to the newest complete checkpoint
+      model.pt (or parser.pth)            the final network, what ``dfmvr reconstruct`` / the node loads
+
+Resuming (``resume=True``: the ``latest.json`` checkpoint; or a path) restores the weights, Adam, the scheduler, the
+gradient scaler, every random state and the position in the data order, so the next step's loss equals the one of an
+uninterrupted run (tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from dfmvr_training.data import gt_vertices
+from dfmvr_training.distributed import DistContext, all_gather_objects, resolve_device
+from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
+from dfmvr_training.logging_tb import MetricsLogger, error_grid
+from dfmvr_training.parser_training import ParserTask, load_parser_checkpoint
+from dfmvr_training.step import ReconstructionLoss, decode_prediction, to_device
+from dfmvr_training.train_config import TrainConfig, train_config_to_dict
+from dfmvr_training.train_data import MaskedViews, ResumableSampler, open_datasets
+from dfmvr_training.train_state import capture_rng, read_training_state, restore_rng, write_training_state
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, default_collate
+from tqdm import tqdm
+
+from dfmvr_core.atomic_io import write_json_atomic, write_text_atomic
+from dfmvr_core.errors import ConfigError, DfmvrError, ModelFileError
+from dfmvr_core.evaluation import summarize
+from dfmvr_core.geometry.camera import project_points
+from dfmvr_core.geometry.face_crop import CropCamera
+from dfmvr_core.inference import save_checkpoint
+from dfmvr_core.inference._common import config_to_dict
+from dfmvr_core.morphable import MorphableModel, load_morphable_model
+from dfmvr_core.networks.dfmvr_net import DFMVRNet, view_dropout
+from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
+
+__all__ = ["MeshEvaluator", "ReconstructionTask", "Trainer"]
+
+_STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+class MeshEvaluator:
+    """RMSE (mm, point-to-plane after ICP, paper V-A) of the network's meshes on the first samples of the benchmark,
+    plus the mean-face baseline (computed once) and the 2D landmark error of the predicted poses.
+
+    Args:
+        dataset: benchmark samples with ``input_parts`` (:class:`MaskedViews`).
+        model: the morphable model (on the training device).
+        crop: the canonical crop camera.
+        count: samples to evaluate (the first ones).
+        batch_size: network batch size.
+    """
+
+    def __init__(self, dataset: Dataset, model: MorphableModel, crop: CropCamera, count: int, batch_size: int):
+        self.model = model
+        self.crop = crop
+        self.batch_size = batch_size
+        count = min(count, len(dataset))  # type: ignore[arg-type]
+        self.samples = [dataset[i] for i in range(count)]
+        batch = default_collate(self.samples)
+        self.gt = gt_vertices(model, {k: v.to(model.device) for k, v in batch.items()}).detach().cpu().double()
+        self.indices = model_indices(model)
+        self.faces = model.triangles.detach().cpu().numpy()
+        self.baseline: dict[str, Any] | None = None
+
+    @torch.no_grad()
+    def __call__(self, net: DFMVRNet) -> dict[str, Any]:
+        was_training = net.training
+        net.eval()
+        device = self.model.device
+        predictions, lm_errors = [], []
+        for start in range(0, len(self.samples), self.batch_size):
+            batch = to_device(default_collate(self.samples[start : start + self.batch_size]), device)
+            out = {k: v.float() for k, v in net(batch["images"], batch["input_parts"], batch["valid"]).items()}
+            vertices, _, vertices_cam = decode_prediction(self.model, out, batch["K_crop"], self.crop)
+            predictions.append(vertices.cpu().double())
+            lm = project_points(self.model.landmarks(vertices_cam.flatten(0, 1)), batch["K_crop"].flatten(0, 1))
+            distance = torch.linalg.vector_norm(lm - batch["landmarks"].flatten(0, 1), dim=-1)
+            visible = batch["visibility"].flatten(0, 1)
+            lm_errors.append(distance[visible].cpu())
+        net.train(was_training)
+        metrics = summarize(evaluate_meshes(torch.cat(predictions), self.gt, self.faces, indices=self.indices))
+        if self.baseline is None:
+            self.baseline = summarize(mean_face_baseline(self.model, self.gt))
+        return {
+            "count": metrics["count"],
+            "rmse_mm_mean": metrics["rmse_mm"]["mean"],
+            "rmse_mm_std": metrics["rmse_mm"]["std"],
+            "scan_to_mesh_mm_mean": metrics["scan_to_mesh_mm"]["mean"],
+            "baseline_rmse_mm_mean": self.baseline["rmse_mm"]["mean"],
+            "baseline_rmse_mm_std": self.baseline["rmse_mm"]["std"],
+            "landmark_2d_px": float(torch.cat(lm_errors).mean()),
+        }
+
+
+class ReconstructionTask:
+    """``mode: reconstruction``: DFMVRNet trained with the paper's losses (see :mod:`dfmvr_training.step`).
+
+    Args:
+        config: the run's config.
+        model: morphable model (float32, on ``device``).
+        crop: the datasets' crop camera (its size must be the network's input size).
+        device: training device.
+        benchmark: benchmark samples (with ``input_parts``) or None.
+    """
+
+    kind = "reconstruction"
+    export_name = "model.pt"
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: MorphableModel,
+        crop: CropCamera,
+        device: torch.device,
+        benchmark: Dataset | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.crop = crop
+        self.net_config = config.network_definition()
+        if self.net_config.input_size != crop.size:
+            raise ConfigError(
+                f"network.input_size: {self.net_config.input_size}, but the datasets' crops are {crop.size} px; "
+                "train a network whose input_size equals the crop size"
+            )
+        self.net = DFMVRNet(self.net_config, model.coefficient_sizes, model.expression_kind).to(device)
+        weights = config.loss_weights
+        parser = None
+        if weights.mask > 0:
+            assert config.parser_checkpoint is not None  # TrainConfig requires it with mask_loss_source: parser
+            parser = load_parser_checkpoint(config.parser_checkpoint, device, freeze=True).eval()
+        renderer = FaceRenderer(model, FaceRenderConfig(height=crop.size, width=crop.size))
+        self.loss_fn = ReconstructionLoss(model, renderer, weights, crop, parser=parser, amp=config.amp)
+        self.fingerprint: str | None = model.fingerprint()
+        self.evaluator = (
+            MeshEvaluator(benchmark, model, crop, config.eval_samples, config.batch_size)
+            if benchmark is not None
+            else None
+        )
+
+    def network_description(self) -> dict[str, Any]:
+        return {"kind": "dfmvr", **config_to_dict(self.net_config)}
+
+    def loss(
+        self, module: nn.Module, batch: Mapping[str, Tensor], epoch: int, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, Any], Any]:
+        valid = batch["valid"]
+        if self.config.view_dropout:
+            used = view_dropout(valid.cpu(), generator, self.net_config.view_dropout).to(valid.device)
+        else:
+            used = valid
+        result = self.loss_fn(module, batch, used, epoch)
+        scalars = {
+            "terms": result.terms,
+            "raw": result.raw,
+            "views_used": used.float().sum(1).mean(),
+        }
+
+        first_rgb, first_mask = result.rendering.rgb[0].detach(), result.rendering.face_mask[0]
+        first_input = batch["images"][0].movedim(1, -1)
+
+        def preview() -> Any:  # drawn only every image_every steps
+            return error_grid(first_input, first_rgb, first_mask)
+
+        return result.total, scalars, preview
+
+    def evaluate(self, net: nn.Module) -> dict[str, Any]:
+        return self.evaluator(net) if self.evaluator is not None else {}  # type: ignore[arg-type]
+
+    def export(self, path: Path, extra: Mapping[str, Any]) -> Path:
+        return save_checkpoint(path, self.net, model_fingerprint=self.fingerprint, extra=dict(extra))
+
+
+def _floats(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flatten nested scalars to ``{"a/b": float}``."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_floats(value, f"{name}/"))
+        elif isinstance(value, Tensor):
+            out[name] = float(value.detach().float().mean())
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+class Trainer:
+    """Trains DF-MVR (or the face parser) as configured; see the module docstring.
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        resume: False (fresh run; refuses an ``out_dir`` that already holds checkpoints), True (continue from
+            ``out_dir/checkpoints/latest.json``) or a path to a ``training_state.pt`` (or its checkpoint folder).
+        dist_context: this process's place in a DDP run (:func:`~dfmvr_training.distributed.init_distributed`);
+            None = one process on ``config.device``.
+
+    Attributes:
+        step: optimiser steps done. ``total_steps``, ``steps_per_epoch``: the run's length.
+        net: the network (not DDP-wrapped); ``module``: what the forward pass calls (DDP-wrapped under DDP).
+        losses: total loss of every step run by this object (for tests and summaries).
+
+    Raises:
+        ConfigError: inconsistent config (crop size, AMP on CPU, dataset too small, resume mismatch, ...).
+        ModelFileError: unreadable model, dataset, parser or training-state file.
+    """
+
+    def __init__(
+        self, config: TrainConfig, *, resume: bool | str | Path = False, dist_context: DistContext | None = None
+    ) -> None:
+        self.config = config
+        self.dist = dist_context or DistContext(device=resolve_device(config.device))
+        self.device = self.dist.device
+        self.out_dir = Path(config.out_dir)
+        if config.amp != "none" and self.device.type != "cuda":
+            raise ConfigError(f"amp: {config.amp!r} autocast needs a CUDA device, the run uses {self.device}")
+        if config.num_threads is not None:
+            torch.set_num_threads(config.num_threads)
+        self._check_out_dir(resume)
+
+        model = load_morphable_model(config.morphable_model).to(self.device, torch.float32)
+        self.model = model
+        fingerprint = model.fingerprint()
+        dataset, crop = open_datasets(config.data, model.coefficient_sizes, fingerprint, "data")
+        self.crop = crop
+        # The parser trains on the ground-truth parts; only the reconstruction network takes a mask input.
+        mask_source = config.mask_input_source if config.mode == "reconstruction" else "rendered"
+        self.train_set = MaskedViews(dataset, mask_source, crop.size)
+        benchmark = None
+        if config.benchmark is not None and self.dist.is_main:
+            bench, bench_crop = open_datasets([config.benchmark], model.coefficient_sizes, fingerprint, "benchmark")
+            if bench_crop != crop:
+                raise ConfigError(f"benchmark: crop camera {bench_crop} differs from the training data's {crop}")
+            benchmark = MaskedViews(bench, mask_source, crop.size)
+
+        torch.manual_seed(config.seed)  # the initial weights (DDP broadcasts rank 0's anyway)
+        if config.mode == "parser":
+            self.task: Any = ParserTask(self.device, config.amp, benchmark, config.eval_samples, config.batch_size)
+        else:
+            self.task = ReconstructionTask(config, model, crop, self.device, benchmark)
+        self.net: nn.Module = self.task.net
+        self.module: nn.Module = self.net
+        if self.dist.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.module = DistributedDataParallel(self.net, device_ids=device_ids)
+
+        self.sampler = ResumableSampler(self.train_set, self.dist.world_size, self.dist.rank, config.seed)
+        self.steps_per_epoch = self.sampler.num_samples // config.batch_size
+        if self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"batch_size: {config.batch_size} per process × {self.dist.world_size} process(es) is more than the "
+                f"{len(self.train_set)} training samples"
+            )
+        self.total_steps = config.steps if config.steps is not None else config.epochs * self.steps_per_epoch
+        self.loader = DataLoader(
+            self.train_set,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            num_workers=config.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=config.num_workers > 0,
+        )
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        self.params = params
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16" and self.device.type == "cuda")
+        self.generator = torch.Generator().manual_seed(config.seed * 1009 + 7919 * self.dist.rank + 1)
+        self.step = 0
+        self.losses: list[float] = []
+        self.last_eval: dict[str, Any] = {}
+        self._preview: Any = None
+        self._last_checkpoint_step = -1
+
+        resumed_from = None
+        if resume:
+            resumed_from = self._resume(resume)
+        self.logger = MetricsLogger(
+            self.out_dir,
+            tensorboard=config.tensorboard,
+            enabled=self.dist.is_main,
+            resume_step=self.step if resumed_from is not None else None,
+        )
+        if self.dist.is_main:
+            write_text_atomic(
+                self.out_dir / "config.yaml", yaml.safe_dump({"train": train_config_to_dict(config)}, sort_keys=False)
+            )
+            self.logger.write(
+                {
+                    "kind": "info",
+                    "step": self.step,
+                    "message": "start" if resumed_from is None else f"resumed from {resumed_from}",
+                    "mode": config.mode,
+                    "world_size": self.dist.world_size,
+                    "device": str(self.device),
+                    "total_steps": self.total_steps,
+                    "steps_per_epoch": self.steps_per_epoch,
+                    "loss_weights": dataclasses.asdict(config.loss_weights),
+                }
+            )
+            reason = config.mask_loss_disabled_reason if config.mode == "reconstruction" else None
+            if reason:
+                self.logger.write({"kind": "info", "step": self.step, "message": reason})
+                print(f"dfmvr train: note: {reason}", file=sys.stderr)
+
+    # ------------------------------------------------------------------------------------------------ set-up
+    def _lr_factor(self, step: int) -> float:
+        """Cosine annealing from 1 to 0 over the run (paper V-A: "decays with the cosine anneal schedule")."""
+        if self.config.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+
+    def _check_out_dir(self, resume: bool | str | Path) -> None:
+        latest = self.out_dir / "checkpoints" / "latest.json"
+        if resume is False and latest.is_file():
+            raise ConfigError(
+                f"out_dir: {self.out_dir} already holds a run ({latest}); pass --resume to continue it or choose "
+                "another --out"
+            )
+
+    def _resume(self, resume: bool | str | Path) -> Path:
+        if resume is True:
+            latest = self.out_dir / "checkpoints" / "latest.json"
+            try:
+                pointer = json.loads(latest.read_text())
+                path = self.out_dir / "checkpoints" / pointer["dir"] / "training_state.pt"
+            except FileNotFoundError:
+                raise ModelFileError(f"{latest}: no checkpoint to resume from in {self.out_dir}") from None
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ModelFileError(f"{latest}: unreadable checkpoint pointer ({exc})") from None
+        else:
+            path = Path(resume)
+            if path.is_dir():
+                path = path / "training_state.pt"
+        state = read_training_state(path, map_location=self.device)
+        config = self.config
+        problems = []
+        if state["mode"] != config.mode:
+            problems.append(f"mode {state['mode']!r} (this run: {config.mode!r})")
+        if state["network"] != self.task.network_description():
+            problems.append("another network architecture")
+        if state.get("model_fingerprint") != self.task.fingerprint:
+            stored = state.get("model_fingerprint")
+            problems.append(f"morphable model fingerprint {stored} (this run: {self.task.fingerprint})")
+        if state["world_size"] != self.dist.world_size:
+            problems.append(f"world_size {state['world_size']} (this run: {self.dist.world_size})")
+        for key in ("batch_size", "seed"):
+            if state["config"].get(key) != getattr(config, key):
+                problems.append(f"{key} {state['config'].get(key)!r} (this run: {getattr(config, key)!r})")
+        if problems:
+            raise ConfigError(f"resume: {path} was written by another run: " + "; ".join(problems))
+        try:
+            self.net.load_state_dict(state["model"], strict=True)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{path}: training state does not fit this run ({first})") from None
+        rng = state["rng"]
+        if len(rng) != self.dist.world_size:
+            raise ModelFileError(f"{path}: {len(rng)} random states stored, expected one per rank")
+        try:
+            restore_rng(rng[self.dist.rank], self.generator)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: invalid random-state entry ({exc})") from None
+        self.step = int(state["step"])
+        self._last_checkpoint_step = self.step
+        return path
+
+    # ------------------------------------------------------------------------------------------------ steps
+    @property
+    def epoch(self) -> int:
+        """0-based epoch of the next step."""
+        return self.step // self.steps_per_epoch
+
+    def train_step(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
+        """One optimisation step on a collated batch: forward (with view dropout), render, losses, backward,
+        gradient clipping, Adam step, scheduler step.
+
+        Returns:
+            ``{"loss", "lr", "grad_norm", "terms/<term>", "raw/<term>", ...}`` as floats (``lr`` is the rate this
+            step used).
+        """
+        self.net.train()
+        batch = to_device(batch, self.device)
+        lr = self.optimizer.param_groups[0]["lr"]
+        total, scalars, preview = self.task.loss(self.module, batch, self.epoch, self.generator)
+        value = float(total.detach())
+        if not math.isfinite(value):
+            raise DfmvrError(
+                f"step {self.step}: the loss is {value}; lower lr or enable grad_clip_norm (terms: {_floats(scalars)})"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        grad_norm = math.nan
+        if self.config.grad_clip_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        self.losses.append(value)
+        self._preview = preview
+        return {"loss": value, "lr": lr, "grad_norm": grad_norm, **_floats(scalars)}
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate on the benchmark (rank 0; ``{}`` elsewhere or without a benchmark) and log the result."""
+        if not self.dist.is_main:
+            return {}
+        start = time.perf_counter()
+        result = self.task.evaluate(self.net)
+        if result:
+            result = {**result, "seconds": round(time.perf_counter() - start, 2)}
+            self.last_eval = result
+            self.logger.write({"kind": "eval", "step": self.step, "epoch": self.epoch, **result})
+            self.logger.scalars(self.step, _floats(result), "eval")
+        return result
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoints/step_XXXXXXXX/`` (training state + exported network) and ``latest.json``.
+
+        Every rank must call it (the random states of all ranks are gathered); rank 0 writes. Returns the folder on
+        rank 0, None elsewhere.
+        """
+        rng = all_gather_objects(self.dist, capture_rng(self.generator))
+        self._last_checkpoint_step = self.step
+        if not self.dist.is_main:
+            return None
+        folder = self.out_dir / "checkpoints" / f"step_{self.step:08d}"
+        write_training_state(
+            folder / "training_state.pt",
+            mode=self.config.mode,
+            step=self.step,
+            world_size=self.dist.world_size,
+            config=train_config_to_dict(self.config),
+            network=self.task.network_description(),
+            model_fingerprint=self.task.fingerprint,
+            model={k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            rng=rng,
+            extra={"epoch": self.epoch, "last_eval": self.last_eval},
+        )
+        self.task.export(folder / self.task.export_name, self._export_extra())
+        write_json_atomic(
+            self.out_dir / "checkpoints" / "latest.json",
+            {
+                "step": self.step,
+                "dir": folder.name,
+                "training_state": "training_state.pt",
+                "network": self.task.export_name,
+            },
+        )
+        self._prune_checkpoints()
+        return folder
+
+    def _export_extra(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "train_config": train_config_to_dict(self.config),
+            "crop_camera": dataclasses.asdict(self.crop),
+            "mask_input_source": self.config.mask_input_source,
+            "loss_weights": dataclasses.asdict(self.config.loss_weights),
+            "eval": {k: v for k, v in self.last_eval.items() if isinstance(v, (int, float, str))},
+        }
+
+    def _prune_checkpoints(self) -> None:
+        folders = sorted(p for p in (self.out_dir / "checkpoints").iterdir() if p.is_dir() and _STEP_DIR.match(p.name))
+        for old in folders[: -self.config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # ------------------------------------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, Any]:
+        """Train until ``total_steps``; checkpoints, logs and evaluates on the way; exports the final network.
+
+        Returns:
+            Summary: steps, final loss, steps/s, last evaluation, path of the final network (rank 0).
+        """
+        config = self.config
+        show = config.progress and self.dist.is_main
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"dfmvr train ({config.mode})", disable=not show)
+        start_step, start_time = self.step, time.perf_counter()
+        window_step, window_time = self.step, start_time
+        try:
+            while self.step < self.total_steps:
+                epoch, offset = divmod(self.step, self.steps_per_epoch)
+                self.sampler.set_position(epoch, offset * config.batch_size)
+                for batch in self.loader:
+                    logs = self.train_step(batch)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                    step = self.step
+                    if step % config.log_every == 0 or step == self.total_steps:
+                        now = time.perf_counter()
+                        rate = (step - window_step) / max(now - window_time, 1e-9)
+                        window_step, window_time = step, now
+                        record = {"kind": "train", "step": step, "epoch": self.epoch, **logs, "steps_per_s": rate}
+                        self.logger.write(record)
+                        scalars = {k: v for k, v in record.items() if k not in ("kind", "step")}
+                        self.logger.scalars(step, scalars, "train")
+                    if config.image_every and step % config.image_every == 0 and self.dist.is_main:
+                        self.logger.image(step, f"{config.mode}/preview", self._preview(), self.out_dir / "preview.png")
+                    if config.eval_every and step % config.eval_every == 0 and step < self.total_steps:
+                        self.evaluate()
+                    if step % config.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self.step >= self.total_steps:
+                        break
+        except KeyboardInterrupt:
+            bar.close()
+            if not self.dist.distributed and self.step > self._last_checkpoint_step:
+                folder = self.save_checkpoint()
+                print(f"dfmvr train: interrupted at step {self.step}; checkpoint {folder}", file=sys.stderr)
+            self.logger.close()
+            raise
+        bar.close()
+        if self._last_checkpoint_step != self.step:
+            self.save_checkpoint()
+        self.evaluate()
+        seconds = time.perf_counter() - start_time
+        final = None
+        if self.dist.is_main:
+            final = self.task.export(self.out_dir / self.task.export_name, self._export_extra())
+            self.logger.write({"kind": "info", "step": self.step, "message": "done", "final": str(final)})
+        self.logger.close()
+        return {
+            "steps": self.step,
+            "steps_this_run": self.step - start_step,
+            "seconds": seconds,
+            "steps_per_s": (self.step - start_step) / seconds if seconds > 0 else math.nan,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "eval": self.last_eval,
+            "final": final,
+        }
