@@ -85,10 +85,13 @@ def open_datasets(
     Raises:
         ModelFileError: unreadable dataset; ConfigError: another model or crop camera.
     """
-    parts = []
+    parts: list[Dataset] = []
     crop: CropCamera | None = None
+    real_roots = [Path(root) for root in roots if is_triplet_folder(Path(root))]
     for i, root in enumerate(roots):
         name = f"{what}[{i}]" if len(roots) > 1 else what
+        if Path(root) in real_roots:
+            continue
         ds = SyntheticMultiViewDataset(root, coefficient_sizes=sizes)
         if ds.model_fingerprint != fingerprint:
             raise ConfigError(
@@ -99,8 +102,42 @@ def open_datasets(
             raise ConfigError(f"{name}: {root} uses crop camera {ds.crop_camera}, the first dataset {crop}")
         crop = ds.crop_camera
         parts.append(ds)
+    if real_roots:
+        from dfmvr_training.data.triplets import FolderTripletDataset
+
+        crop = crop or CropCamera()
+        parts = [CommonKeys(ds) for ds in parts]
+        parts += [CommonKeys(FolderTripletDataset(root, crop=crop)) for root in real_roots]
     assert crop is not None
     return (parts[0] if len(parts) == 1 else ConcatDataset(parts)), crop
+
+
+COMMON_KEYS = ("images", "parts", "landmarks", "visibility", "K_crop", "K", "A", "valid")
+"""The input and weak-label keys every dataset provides (synthetic shards and folders of real triplets)."""
+
+
+def is_triplet_folder(root: Path) -> bool:
+    """A folder of real camera triplets (``left/``, ``front/``, ``right/``; no synthetic ``manifest.json``)."""
+    return not (root / "manifest.json").is_file() and all((root / c).is_dir() for c in ("left", "front", "right"))
+
+
+class CommonKeys(Dataset):
+    """Items reduced to :data:`COMMON_KEYS` plus ``landmarks_3d`` (68, 3) and ``has_3d``, so that synthetic samples
+    (3D ground truth) and real triplets (none: zeros, ``has_3d`` False, no 3D landmark loss) share one batch."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.base[index]
+        out = {key: sample[key] for key in COMMON_KEYS}
+        has_3d = "landmarks_3d" in sample
+        out["landmarks_3d"] = sample["landmarks_3d"] if has_3d else torch.zeros(68, 3)
+        out["has_3d"] = torch.tensor(has_3d)
+        return out
 
 
 class ResumableSampler(DistributedSampler):
