@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from dfmvr_training.step import autocast_context
 from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 
@@ -35,6 +34,7 @@ from dfmvr_core.errors import ModelFileError
 from dfmvr_core.morphable import NUM_FACE_PARTS, FacePart
 from dfmvr_core.networks.face_parser import NUM_CELEBA_CLASSES, BiSeNet, load_face_parser, normalize_imagenet
 from dfmvr_core.validation import check_state_dict
+from dfmvr_training.step import autocast_context
 
 __all__ = [
     "PARSER_FORMAT",

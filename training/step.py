@@ -18,6 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor, nn
+
+from dfmvr_core.geometry.face_crop import CropCamera, crop_pose_to_camera
+from dfmvr_core.morphable import FacePart, MorphableModel
+from dfmvr_core.render.face_renderer import FaceRenderer, FaceRendering
 from dfmvr_training.losses import (
     LossWeights,
     landmark_2d_loss,
@@ -31,11 +36,6 @@ from dfmvr_training.losses import (
     regularization_loss,
     total_loss,
 )
-from torch import Tensor, nn
-
-from dfmvr_core.geometry.face_crop import CropCamera, crop_pose_to_camera
-from dfmvr_core.morphable import FacePart, MorphableModel
-from dfmvr_core.render.face_renderer import FaceRenderer, FaceRendering
 
 __all__ = ["ReconstructionLoss", "StepResult", "autocast_context", "decode_prediction", "to_device"]
 

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dfmvr_training.losses import LossWeights, ablation_loss_weights, load_loss_weights
 
 from dfmvr_core.config import from_mapping
 from dfmvr_core.errors import ConfigError
 from dfmvr_core.networks.net_config import NetworkConfig, ablation_config, load_network_config
+from dfmvr_training.losses import LossWeights, ablation_loss_weights, load_loss_weights
 
 __all__ = [
     "ABLATION_VARIANTS",

@@ -9,12 +9,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-from dfmvr_training.data import SyntheticMultiViewDataset
 from torch.utils.data import ConcatDataset, Dataset, DistributedSampler
 
 from dfmvr_core.errors import ConfigError, DfmvrError
 from dfmvr_core.geometry.face_crop import CropCamera
 from dfmvr_core.morphable import CoefficientSizes
+from dfmvr_training.data import SyntheticMultiViewDataset
 
 __all__ = ["MaskedViews", "ResumableSampler", "landmark_parts_available", "open_datasets"]
 

@@ -41,15 +41,6 @@ from typing import Any
 
 import torch
 import yaml
-from dfmvr_training.data import gt_vertices
-from dfmvr_training.distributed import DistContext, all_gather_objects, resolve_device
-from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
-from dfmvr_training.logging_tb import MetricsLogger, error_grid
-from dfmvr_training.parser_training import ParserTask, load_parser_checkpoint
-from dfmvr_training.step import ReconstructionLoss, decode_prediction, to_device
-from dfmvr_training.train_config import TrainConfig, train_config_to_dict
-from dfmvr_training.train_data import MaskedViews, ResumableSampler, open_datasets
-from dfmvr_training.train_state import capture_rng, read_training_state, restore_rng, write_training_state
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, default_collate
@@ -65,6 +56,15 @@ from dfmvr_core.inference._common import config_to_dict
 from dfmvr_core.morphable import MorphableModel, load_morphable_model
 from dfmvr_core.networks.dfmvr_net import DFMVRNet, view_dropout
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
+from dfmvr_training.data import gt_vertices
+from dfmvr_training.distributed import DistContext, all_gather_objects, resolve_device
+from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
+from dfmvr_training.logging_tb import MetricsLogger, error_grid
+from dfmvr_training.parser_training import ParserTask, load_parser_checkpoint
+from dfmvr_training.step import ReconstructionLoss, decode_prediction, to_device
+from dfmvr_training.train_config import TrainConfig, train_config_to_dict
+from dfmvr_training.train_data import MaskedViews, ResumableSampler, open_datasets
+from dfmvr_training.train_state import capture_rng, read_training_state, restore_rng, write_training_state
 
 __all__ = ["MeshEvaluator", "ReconstructionTask", "Trainer"]
 

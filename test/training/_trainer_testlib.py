@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dfmvr_core.synthesis import load_scene_config
 from dfmvr_training.data import make_dataset
 from dfmvr_training.train_config import TrainConfig, load_train_config
-
-from dfmvr_core.synthesis import load_scene_config
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_CONFIG = REPO / "config" / "training" / "smoke.yaml"

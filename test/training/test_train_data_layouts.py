@@ -9,6 +9,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from triplet_helpers import CAMERAS, TableDetector, rendered_faces, write_rgb
+
+from dfmvr_core.errors import ConfigError, ModelFileError, ShapeError
+from dfmvr_core.geometry.crop import apply_affine
+from dfmvr_core.morphable import FacePart
+from dfmvr_core.networks.face_parts import CelebAClass
 from dfmvr_training.data.layouts import (
     CELEBA_MASK_PARTS,
     MULTIPIE_RING,
@@ -21,12 +27,6 @@ from dfmvr_training.data.layouts import (
     pixel_face_records,
 )
 from dfmvr_training.data.triplets import CACHE_NAME
-from triplet_helpers import CAMERAS, TableDetector, rendered_faces, write_rgb
-
-from dfmvr_core.errors import ConfigError, ModelFileError, ShapeError
-from dfmvr_core.geometry.crop import apply_affine
-from dfmvr_core.morphable import FacePart
-from dfmvr_core.networks.face_parts import CelebAClass
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import mmap
 
 import numpy as np
 import pytest
-from dfmvr_training.data.shards import npz_members, open_npz_memmaps, write_npz_shard
 
 from dfmvr_core.errors import ModelFileError
+from dfmvr_training.data.shards import npz_members, open_npz_memmaps, write_npz_shard
 
 
 def test_train_data_shard_round_trip_is_memory_mapped(tmp_path):

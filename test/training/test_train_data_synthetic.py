@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from dfmvr_training.data import SPLIT_STREAMS, SyntheticMultiViewDataset, generate_samples, gt_vertices, make_dataset
 
 from dfmvr_core.cli.main import main
 from dfmvr_core.errors import ConfigError, ModelFileError
@@ -18,6 +17,7 @@ from dfmvr_core.geometry.camera import project_points
 from dfmvr_core.geometry.face_crop import CropCamera, crop_pose_to_camera
 from dfmvr_core.morphable import CoefficientSizes
 from dfmvr_core.synthesis import FaceSceneSampler, SceneConfig, SceneRenderer, scene_seed
+from dfmvr_training.data import SPLIT_STREAMS, SyntheticMultiViewDataset, generate_samples, gt_vertices, make_dataset
 
 SEED, COUNT, SHARD = 7, 3, 2
 SHARDS = ("shard_00000.npz", "shard_00001.npz")

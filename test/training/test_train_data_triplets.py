@@ -12,6 +12,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.utils.data import DataLoader
+from triplet_helpers import CAMERAS, INTRINSICS, TableDetector, rendered_faces, write_rgb
+
+from dfmvr_core.errors import ConfigError, ModelFileError, ShapeError
+from dfmvr_core.geometry.crop import apply_affine
+from dfmvr_core.morphable import FacePart
 from dfmvr_training.data.triplets import (
     CACHE_DIRNAME,
     CACHE_NAME,
@@ -20,12 +26,6 @@ from dfmvr_training.data.triplets import (
     face_turn,
     read_camera_info_yaml,
 )
-from torch.utils.data import DataLoader
-from triplet_helpers import CAMERAS, INTRINSICS, TableDetector, rendered_faces, write_rgb
-
-from dfmvr_core.errors import ConfigError, ModelFileError, ShapeError
-from dfmvr_core.geometry.crop import apply_affine
-from dfmvr_core.morphable import FacePart
 
 RIG = dict.fromkeys(CAMERAS, INTRINSICS)
 

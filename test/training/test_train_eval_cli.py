@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 
 import cv2
-import dfmvr_training.evaluation as evaluation
 import numpy as np
 import pytest
 import torch
-from dfmvr_training.evaluation import MeshIndices, evaluate_meshes, mean_face_baseline, model_indices
 from scipy.spatial.transform import Rotation
 
 import dfmvr_core.cli.main as cli_main
+import dfmvr_training.evaluation as evaluation
 from dfmvr_core.errors import ShapeError
 from dfmvr_core.evaluation import EvalConfig, summarize
 from dfmvr_core.mesh_io import write_mesh
 from dfmvr_core.morphable.npz_format import model_to_arrays, save_npz
+from dfmvr_training.evaluation import MeshIndices, evaluate_meshes, mean_face_baseline, model_indices
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ import math
 
 import pytest
 import torch
+
+from dfmvr_core.errors import ConfigError, ShapeError
+from dfmvr_core.geometry.rotations import euler_to_matrix
 from dfmvr_training.losses import (
     IBUG68_ALIGN_INDICES,
     PIXEL_FACE_101_ALIGN_INDICES,
@@ -14,9 +17,6 @@ from dfmvr_training.losses import (
     landmark_2d_weights,
     landmark_3d_loss,
 )
-
-from dfmvr_core.errors import ConfigError, ShapeError
-from dfmvr_core.geometry.rotations import euler_to_matrix
 
 B, V = 2, 3
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dfmvr_training.losses import celeba_logits_to_part_log_probs, mask_loss, parse_rendered_views
 from torch import nn
 
 from dfmvr_core.errors import ConfigError, ShapeError
@@ -14,6 +13,7 @@ from dfmvr_core.morphable import FacePart, ambient_sh
 from dfmvr_core.networks.face_parser import BiSeNet
 from dfmvr_core.networks.face_parts import CelebAClass, celeba_to_face_parts_table
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
+from dfmvr_training.losses import celeba_logits_to_part_log_probs, mask_loss, parse_rendered_views
 
 B, V, H, W = 2, 3, 12, 12
 # One CelebA class standing for each face part (to build confident 19-class logits from a part map).

@@ -6,11 +6,11 @@ import itertools
 
 import pytest
 import torch
-from dfmvr_training.losses import photo_loss
 
 from dfmvr_core.errors import ConfigError, ShapeError
 from dfmvr_core.morphable import FacePart
 from dfmvr_core.networks.face_parts import WeightMapConfig
+from dfmvr_training.losses import photo_loss
 
 B, V, H, W = 2, 3, 16, 16
 

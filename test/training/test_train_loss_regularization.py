@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from dfmvr_core.errors import ConfigError, ShapeError
+from dfmvr_core.morphable import FacePart, ambient_sh
 from dfmvr_training.losses import (
     PAPER_REGULARIZATION_WEIGHTS,
     lighting_regularization_loss,
     reflectance_loss,
     regularization_loss,
 )
-
-from dfmvr_core.errors import ConfigError, ShapeError
-from dfmvr_core.morphable import FacePart, ambient_sh
 
 
 def test_eq8_weighted_squared_norms():

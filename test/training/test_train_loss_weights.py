@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from dfmvr_core.errors import ConfigError, ShapeError
 from dfmvr_training.losses import (
     AUTHORS_CODE_WEIGHTS,
     PAPER_WEIGHTS,
@@ -16,8 +18,6 @@ from dfmvr_training.losses import (
     load_loss_weights,
     total_loss,
 )
-
-from dfmvr_core.errors import ConfigError, ShapeError
 
 
 def test_paper_preset_values():

@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 from _trainer_testlib import REPO, SMOKE_CONFIG, smoke_config, tiny_datasets
-from dfmvr_training.train_config import TrainConfig, load_train_config, train_config_to_dict
-from dfmvr_training.trainer import Trainer
 
 from dfmvr_core.errors import ConfigError
 from dfmvr_core.networks.net_config import SMALL_CONFIG
+from dfmvr_training.train_config import TrainConfig, load_train_config, train_config_to_dict
+from dfmvr_training.trainer import Trainer
 
 BASE = {"data": ["d"], "morphable_model": "m.npz", "steps": 10}
 

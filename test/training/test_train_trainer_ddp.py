@@ -13,6 +13,7 @@ import textwrap
 import pytest
 import torch
 from _trainer_testlib import smoke_config, tiny_datasets
+
 from dfmvr_training.train_config import train_config_to_dict
 
 RUNNER = textwrap.dedent(

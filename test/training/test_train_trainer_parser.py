@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from _trainer_testlib import smoke_config, tiny_datasets
-from dfmvr_training.parser_training import load_parser_checkpoint
-from dfmvr_training.trainer import Trainer
 
 from dfmvr_core.errors import ModelFileError
 from dfmvr_core.morphable import NUM_FACE_PARTS
+from dfmvr_training.parser_training import load_parser_checkpoint
+from dfmvr_training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

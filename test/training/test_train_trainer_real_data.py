@@ -8,9 +8,10 @@ import math
 import pytest
 import yaml
 from _trainer_testlib import smoke_config, tiny_datasets
-from dfmvr_training.trainer import Trainer
-from dfmvr_training.train_data import is_triplet_folder
 from triplet_helpers import CAMERAS, INTRINSICS, rendered_faces, write_rgb
+
+from dfmvr_training.train_data import is_triplet_folder
+from dfmvr_training.trainer import Trainer
 
 
 def _triplet_folder(root, ict_model):

@@ -9,10 +9,10 @@ import shutil
 import pytest
 import torch
 from _trainer_testlib import smoke_config, tiny_datasets
-from dfmvr_training.train_state import read_training_state
-from dfmvr_training.trainer import Trainer
 
 from dfmvr_core.errors import ConfigError, ModelFileError
+from dfmvr_training.train_state import read_training_state
+from dfmvr_training.trainer import Trainer
 
 SETTINGS = {"steps": 5, "checkpoint_every": 3, "benchmark": None, "image_every": 0, "view_dropout": True}
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 from _trainer_testlib import SMOKE_CONFIG, smoke_config, tiny_datasets
-from dfmvr_training.trainer import Trainer
 
 from dfmvr_core.cli.main import main
 from dfmvr_core.inference import load_checkpoint
 from dfmvr_core.morphable import load_morphable_model
+from dfmvr_training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

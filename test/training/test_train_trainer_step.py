@@ -9,12 +9,12 @@ import dataclasses
 import pytest
 import torch
 from _trainer_testlib import tiny_datasets
-from dfmvr_training.data import SyntheticMultiViewDataset
-from dfmvr_training.losses import PAPER_WEIGHTS
-from dfmvr_training.step import ReconstructionLoss
 from torch.utils.data import default_collate
 
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
+from dfmvr_training.data import SyntheticMultiViewDataset
+from dfmvr_training.losses import PAPER_WEIGHTS
+from dfmvr_training.step import ReconstructionLoss
 
 
 class _Oracle(torch.nn.Module):

@@ -19,10 +19,9 @@ UNITS = ("m", "dm", "cm", "mm")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dfmvr_training.evaluation import MeshIndices, evaluate_directory, model_indices, summary_table
-
     from dfmvr_core.config import load_yaml
     from dfmvr_core.evaluation import EvalConfig
+    from dfmvr_training.evaluation import MeshIndices, evaluate_directory, model_indices, summary_table
 
     if args.pred is None and args.baseline is None:
         raise ConfigError("--pred: required (or --baseline mean with --model)")

@@ -55,7 +55,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from dfmvr_training.data.shards import npz_members, open_npz_memmaps, sha256_file, write_npz_shard
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
@@ -67,6 +66,7 @@ from dfmvr_core.geometry.crop import intrinsics_in_crop
 from dfmvr_core.geometry.face_crop import CropCamera, camera_pose_to_crop
 from dfmvr_core.morphable import CoefficientSizes, MorphableModel, load_morphable_model
 from dfmvr_core.synthesis import FaceSceneSampler, SceneConfig, SceneRenderer, config_to_dict, scene_seed
+from dfmvr_training.data.shards import npz_members, open_npz_memmaps, sha256_file, write_npz_shard
 
 __all__ = [
     "FORMAT",

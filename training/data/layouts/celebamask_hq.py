@@ -23,13 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from dfmvr_training.data.triplets import natural_key
 from torch.utils.data import Dataset
 
 from dfmvr_core.errors import ConfigError, DfmvrError, ModelFileError, ShapeError
 from dfmvr_core.morphable.parts import FacePart
 from dfmvr_core.networks.face_parts import CelebAClass, celeba_to_face_parts
 from dfmvr_core.preprocess import load_image
+from dfmvr_training.data.triplets import natural_key
 
 __all__ = ["CELEBA_IMAGE_DIR", "CELEBA_MASK_DIR", "CELEBA_MASK_PARTS", "CelebAMaskHQDataset", "celeba_label_map"]
 

@@ -27,6 +27,10 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+from dfmvr_core.errors import ConfigError
+from dfmvr_core.geometry.camera import PinholeIntrinsics
+from dfmvr_core.geometry.face_crop import CropCamera
+from dfmvr_core.preprocess import LandmarkDetector
 from dfmvr_training.data.triplets import (
     IMAGE_SUFFIXES,
     ApproximateIntrinsics,
@@ -35,11 +39,6 @@ from dfmvr_training.data.triplets import (
     TripletRecord,
     natural_key,
 )
-
-from dfmvr_core.errors import ConfigError
-from dfmvr_core.geometry.camera import PinholeIntrinsics
-from dfmvr_core.geometry.face_crop import CropCamera
-from dfmvr_core.preprocess import LandmarkDetector
 
 __all__ = [
     "MULTIPIE_DEFAULT_CAMERAS",

@@ -32,6 +32,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from dfmvr_core.errors import ConfigError, ModelFileError
+from dfmvr_core.geometry.camera import PinholeIntrinsics
+from dfmvr_core.geometry.face_crop import CropCamera
+from dfmvr_core.preprocess import LandmarkDetector, load_image
 from dfmvr_training.data.triplets import (
     DEFAULT_CAMERAS,
     IMAGE_SUFFIXES,
@@ -41,11 +46,6 @@ from dfmvr_training.data.triplets import (
     TripletRecord,
     natural_key,
 )
-
-from dfmvr_core.errors import ConfigError, ModelFileError
-from dfmvr_core.geometry.camera import PinholeIntrinsics
-from dfmvr_core.geometry.face_crop import CropCamera
-from dfmvr_core.preprocess import LandmarkDetector, load_image
 
 __all__ = ["PIXEL_FACE_VIEWS", "PixelFaceDataset", "pixel_face_records", "read_pixel_face_landmarks"]
 
