@@ -32,7 +32,7 @@ from dfmvr_core.geometry.camera import PinholeIntrinsics
 from dfmvr_core.geometry.face_crop import crop_pose_to_camera
 from dfmvr_core.geometry.rig import CameraRig, RigConfig, load_rig
 from dfmvr_core.inference.reconstructor_config import ReconstructorConfig
-from dfmvr_core.morphable import CoefficientSizes, MorphableModel, load_morphable_model
+from dfmvr_core.morphable import NUM_FACE_PARTS, CoefficientSizes, MorphableModel, load_morphable_model
 from dfmvr_core.networks.dfmvr_net import DFMVRNet
 from dfmvr_core.networks.net_config import NetworkConfig, load_network_config
 
@@ -224,6 +224,7 @@ class FaceReconstructor:
         from dfmvr_core.networks.face_parser import load_face_parser
 
         parser = load_face_parser(self.config.parser_checkpoint, map_location="cpu")
+        self._parser_classes = int(parser.conv_out.conv_out.out_channels)
         return TorchFaceParser(parser, device=self.config.device)
 
     # ------------------------------------------------------------------ inference
@@ -276,7 +277,8 @@ class FaceReconstructor:
             images = torch.from_numpy(np.stack([crops[i].image for i in idx])).permute(0, 3, 1, 2).float() / 255.0
             labels = self._parser.parse_labels(images)
             labels = torch.as_tensor(labels).cpu()
-            masks[idx] = celeba_to_face_parts(labels).numpy()
+            parts = labels if self._parser_classes == NUM_FACE_PARTS else celeba_to_face_parts(labels)
+            masks[idx] = parts.numpy()
         return masks
 
     def reconstruct(

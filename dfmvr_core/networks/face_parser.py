@@ -32,9 +32,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dfmvr_core.errors import ModelFileError, ShapeError
+from dfmvr_core.morphable.parts import NUM_FACE_PARTS
 from dfmvr_core.validation import check_finite, check_shape, check_state_dict
 
 NUM_CELEBA_CLASSES = 19
+PARSER_CLASS_COUNTS = (NUM_CELEBA_CLASSES, NUM_FACE_PARTS)
+"""Output classes a loadable parser may have: CelebAMask-HQ's 19 or the paper's 10 face parts."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -265,7 +268,8 @@ def _validate_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
 
 
 def load_face_parser(path: str | Path, map_location: str | torch.device = "cpu", *, freeze: bool = True) -> BiSeNet:
-    """Load the face-parsing.PyTorch BiSeNet checkpoint (``79999_iter.pth``, 19 CelebAMask-HQ classes).
+    """Load a BiSeNet face parser: face-parsing.PyTorch's ``79999_iter.pth`` (19 CelebAMask-HQ classes) or one trained
+    by ``dfmvr train --mode parser`` (10 face-part classes; the class count is read from the output layer).
 
     The file is read with ``torch.load(weights_only=True)`` (no arbitrary code runs). Accepted layouts: a raw
     state_dict, one wrapped as ``{'state_dict': ...}``, and keys with a ``module.`` (DataParallel) prefix. Keys
@@ -301,7 +305,14 @@ def load_face_parser(path: str | Path, map_location: str | torch.device = "cpu",
             f"({type(exc).__name__}: {first_line})"
         ) from exc
     state = _extract_state_dict(obj, path)
-    model = BiSeNet(NUM_CELEBA_CLASSES)
+    head = state.get("conv_out.conv_out.weight")
+    classes = int(head.shape[0]) if head is not None and head.ndim == 4 else NUM_CELEBA_CLASSES
+    if classes not in PARSER_CLASS_COUNTS:
+        raise ModelFileError(
+            f"{path}: the parser's output layer has {classes} classes; expected {NUM_CELEBA_CLASSES} (CelebAMask-HQ, "
+            f"79999_iter.pth) or {NUM_FACE_PARTS} (the paper's face parts, `dfmvr train --mode parser`)"
+        )
+    model = BiSeNet(classes)
     expected = model.state_dict()
     _validate_state_dict(state, expected, path)
     full_state = {k: state.get(k, v) for k, v in expected.items()}

@@ -6,6 +6,10 @@ truth (landmarks, then ICP) and measures the point-to-plane RMSE (the paper's me
 scan-to-mesh distance on the 95 mm front-face region. It writes ``OUT/summary.json``,
 ``OUT/samples/<stem>.json`` and ``OUT/error_maps/<stem>.png``, and resumes an interrupted run.
 ``--baseline mean`` (with ``--model``) evaluates the model's mean face instead of predictions.
+
+``dfmvr eval --benchmark DIR --model MODEL [--checkpoint C] [--views front] -o OUT`` runs a trained network on a
+synthetic benchmark split and scores it next to the mean face (``--views front``: the same network given one view,
+the single-view baseline).
 """
 
 from __future__ import annotations
@@ -18,7 +22,37 @@ from dfmvr_core.errors import ConfigError
 UNITS = ("m", "dm", "cm", "mm")
 
 
+def _run_benchmark(args: argparse.Namespace) -> int:
+    """``--benchmark``: run a checkpoint on a synthetic benchmark split and score it with the mean face beside it."""
+    from dfmvr_training.benchmark_eval import evaluate_checkpoint
+
+    if args.model is None:
+        raise ConfigError("--model: required with --benchmark (the morphable model the benchmark was rendered with)")
+    summary = evaluate_checkpoint(
+        args.checkpoint,
+        args.benchmark,
+        args.model,
+        args.output,
+        network=args.network,
+        views=args.views,
+        count=args.count,
+        progress=not args.quiet,
+    )
+    for name, entry in summary["methods"].items():
+        rmse, s2m = entry["rmse_mm"], entry["scan_to_mesh_mm"]
+        print(
+            f"{name:10s} RMSE {rmse['mean']:.3f} ± {rmse['std']:.3f} mm   scan-to-mesh {s2m['mean']:.3f} mm   "
+            f"(n={entry['count']}, views {','.join(summary['views'])})"
+        )
+    print(f"wrote {Path(args.output) / 'summary.json'}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.benchmark is not None:
+        return _run_benchmark(args)
+    if args.gt is None:
+        raise ConfigError("--gt: required (a folder of ground-truth meshes), or --benchmark")
     from dfmvr_core.config import load_yaml
     from dfmvr_core.evaluation import EvalConfig
     from dfmvr_training.evaluation import MeshIndices, evaluate_directory, model_indices, summary_table
@@ -90,7 +124,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--pred", type=Path, help="folder of predicted meshes (.ply, .obj, .npz)")
-    parser.add_argument("--gt", type=Path, required=True, help="folder of ground-truth meshes, same file stems")
+    parser.add_argument("--gt", type=Path, help="folder of ground-truth meshes, same file stems")
+    parser.add_argument(
+        "--benchmark", type=Path, help="a synthetic benchmark split (dfmvr make-dataset --split benchmark) to run on"
+    )
+    parser.add_argument("--checkpoint", type=Path, help="with --benchmark: the trained network (omit: mean face only)")
+    parser.add_argument("--network", default="small", help="with --benchmark: the checkpoint's network config")
+    parser.add_argument(
+        "--views", nargs="+", choices=("left", "front", "right"), help="with --benchmark: cameras given to the network"
+    )
+    parser.add_argument("--count", type=int, help="with --benchmark: evaluate the first N samples")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--model",

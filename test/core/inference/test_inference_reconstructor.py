@@ -207,3 +207,30 @@ def test_mediapipe_detector_end_to_end(ict_npz, scene, tmp_path) -> None:
     from_roi = rec.reconstruct(scene["images"], rois=rois)
     assert from_roi.ok and from_roi.valid.all(), from_roi.reasons
     assert all(c.source == "roi" and c.landmarks_crop is not None for c in from_roi.crops)
+
+
+def test_parser_mask_source_with_a_ten_class_parser(ict_npz, scene, tmp_path) -> None:
+    """A parser trained by `dfmvr train --mode parser` (10 face parts) loads and feeds the network's masks."""
+    from dfmvr_core.networks.face_parser import BiSeNet
+
+    torch.manual_seed(0)
+    parser = BiSeNet(10)
+    path = tmp_path / "parser.pth"
+    torch.save({"format": "dfmvr-face-parser", "state_dict": parser.state_dict()}, path)
+    config = ReconstructorConfig(
+        morphable_model=ict_npz,
+        backend="torch",
+        detector="none",
+        mask_source="parser",
+        parser_checkpoint=path,
+        cache_dir=tmp_path,
+    )
+    rec = FaceReconstructor(config)
+    result = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    assert result.ok and result.masks.shape == (3, 224, 224)
+    assert 0 <= result.masks.min() and result.masks.max() <= 9
+    crop = torch.from_numpy(result.crops[1].image).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        expected = parser.eval().parse_labels(crop)[0].numpy()
+    # The parser's 10 classes are the face parts themselves: no CelebA mapping in between.
+    assert (result.masks[1] == expected).mean() > 0.999
