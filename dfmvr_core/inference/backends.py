@@ -41,7 +41,7 @@ import torch
 from dfmvr_core.errors import ConfigError, ShapeError
 from dfmvr_core.morphable.model import CoefficientSizes
 from dfmvr_core.morphable.parts import NUM_FACE_PARTS
-from dfmvr_core.networks.dfmvr_net import IMAGE_RANGE_TOLERANCE, DFMVRNet, split_flat
+from dfmvr_core.networks.dfmvr_net import DFMVRNet, check_input_values, split_flat
 from dfmvr_core.networks.net_config import NetworkConfig
 
 __all__ = [
@@ -219,30 +219,8 @@ def prepare_coefficient_inputs(
 
 
 def _check_values(images: torch.Tensor, masks: torch.Tensor | None, valid: torch.Tensor, v: int, s: int) -> None:
-    """NaN/inf, RGB range and label range of the valid views (one min/max pass per tensor, one sync)."""
-    lo, hi = images.flatten(2).aminmax(dim=2)
-    lo, hi = lo[valid], hi[valid]
-    # Written so that NaN fails (comparisons with NaN are False).
-    if lo.numel() and not bool(((lo >= -IMAGE_RANGE_TOLERANCE) & (hi <= 1.0 + IMAGE_RANGE_TOLERANCE)).all()):
-        used = images[valid]
-        bad = int((~torch.isfinite(used)).sum())
-        if bad:
-            raise ShapeError(
-                f"images: {bad} non-finite value(s) (NaN or inf) in valid views; expected finite RGB in [0, 1] "
-                f"(B, {v}, 3, {s}, {s})"
-            )
-        raise ShapeError(
-            f"images: expected RGB in [0, 1] (B, {v}, 3, {s}, {s}), got values in [{float(used.min()):.4g}, "
-            f"{float(used.max()):.4g}] (0..255 data must be divided by 255)"
-        )
-    if masks is not None:
-        lo, hi = masks.flatten(2).aminmax(dim=2)
-        lo, hi = lo[valid], hi[valid]
-        if lo.numel() and (int(lo.min()) < 0 or int(hi.max()) >= NUM_FACE_PARTS):
-            raise ShapeError(
-                f"masks: expected face-part labels in 0..{NUM_FACE_PARTS - 1} (B, {v}, {s}, {s}), got values in "
-                f"[{int(lo.min())}, {int(hi.max())}]"
-            )
+    """The network's own input checks (:func:`~dfmvr_core.networks.dfmvr_net.check_input_values`)."""
+    check_input_values(images, masks, valid, v, s)
 
 
 def pad_batch(

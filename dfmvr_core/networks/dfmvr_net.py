@@ -236,6 +236,45 @@ def _value_checks_enabled(tensor: torch.Tensor) -> bool:
     return not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling())
 
 
+def check_input_values(
+    images: torch.Tensor, masks: torch.Tensor | None, valid: torch.Tensor, views: int, size: int
+) -> None:
+    """NaN/inf, RGB range and label range of the valid views (one min/max pass per tensor, one sync).
+
+    Args:
+        images: ``(B, V, 3, S, S)`` float RGB; masks: ``(B, V, S, S)`` int labels or None; valid: ``(B, V)`` bool.
+        views, size: ``V`` and ``S`` for the messages.
+
+    Raises:
+        ShapeError: NaN/inf or RGB outside [0, 1] (± :data:`IMAGE_RANGE_TOLERANCE`), or labels outside the face parts,
+            in a valid view; invalid views may hold anything.
+    """
+    v, s = views, size
+    lo, hi = images.flatten(2).aminmax(dim=2)  # (B, V); NaN propagates
+    lo, hi = lo[valid], hi[valid]
+    # Written so that NaN fails the test (comparisons with NaN are False).
+    if lo.numel() and not bool(((lo >= -IMAGE_RANGE_TOLERANCE) & (hi <= 1.0 + IMAGE_RANGE_TOLERANCE)).all()):
+        used = images[valid]
+        bad = int((~torch.isfinite(used)).sum())
+        if bad:
+            raise ShapeError(
+                f"images: {bad} non-finite value(s) (NaN or inf) in valid views; expected finite RGB in [0, 1] "
+                f"(B, {v}, 3, {s}, {s})"
+            )
+        raise ShapeError(
+            f"images: expected RGB in [0, 1] (B, {v}, 3, {s}, {s}), got values in "
+            f"[{float(used.min()):.4g}, {float(used.max()):.4g}] (0..255 data must be divided by 255)"
+        )
+    if masks is not None:
+        lo, hi = masks.flatten(2).aminmax(dim=2)
+        lo, hi = lo[valid], hi[valid]
+        if lo.numel() and (int(lo.min()) < 0 or int(hi.max()) >= NUM_FACE_PARTS):
+            raise ShapeError(
+                f"masks: expected face-part labels in 0..{NUM_FACE_PARTS - 1} (B, {v}, {s}, {s}), "
+                f"got values in [{int(lo.min())}, {int(hi.max())}]"
+            )
+
+
 class DFMVRNet(nn.Module):
     """DF-MVR reconstruction network (fusion + regressor + heads); see the module docstring for the I/O contract.
 
@@ -324,31 +363,8 @@ class DFMVRNet(nn.Module):
         return masks, valid
 
     def _check_values(self, images: torch.Tensor, masks: torch.Tensor | None, valid: torch.Tensor) -> None:
-        """NaN/inf, RGB range and label range of the valid views (one min/max pass per tensor)."""
-        v, s = self.views, self.config.input_size
-        lo, hi = images.flatten(2).aminmax(dim=2)  # (B, V); NaN propagates
-        lo, hi = lo[valid], hi[valid]
-        # Written so that NaN fails the test (comparisons with NaN are False).
-        if lo.numel() and not bool(((lo >= -IMAGE_RANGE_TOLERANCE) & (hi <= 1.0 + IMAGE_RANGE_TOLERANCE)).all()):
-            used = images[valid]
-            bad = int((~torch.isfinite(used)).sum())
-            if bad:
-                raise ShapeError(
-                    f"images: {bad} non-finite value(s) (NaN or inf) in valid views; expected finite RGB in [0, 1] "
-                    f"(B, {v}, 3, {s}, {s})"
-                )
-            raise ShapeError(
-                f"images: expected RGB in [0, 1] (B, {v}, 3, {s}, {s}), got values in "
-                f"[{float(used.min()):.4g}, {float(used.max()):.4g}] (0..255 data must be divided by 255)"
-            )
-        if masks is not None:
-            lo, hi = masks.flatten(2).aminmax(dim=2)
-            lo, hi = lo[valid], hi[valid]
-            if lo.numel() and (int(lo.min()) < 0 or int(hi.max()) >= NUM_FACE_PARTS):
-                raise ShapeError(
-                    f"masks: expected face-part labels in 0..{NUM_FACE_PARTS - 1} (B, {v}, {s}, {s}), "
-                    f"got values in [{int(lo.min())}, {int(hi.max())}]"
-                )
+        """NaN/inf, RGB range and label range of the valid views (see :func:`check_input_values`)."""
+        check_input_values(images, masks, valid, self.views, self.config.input_size)
 
     def prepare_inputs(
         self, images: torch.Tensor, masks: torch.Tensor | None = None, valid: torch.Tensor | None = None
