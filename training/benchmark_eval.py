@@ -47,7 +47,7 @@ def evaluate_checkpoint(
     model_path: str | Path,
     out_dir: str | Path,
     *,
-    network: str = "small",
+    network: str | None = None,
     views: Sequence[str] | None = None,
     mask_source: str = "landmarks",
     count: int | None = None,
@@ -56,6 +56,9 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score ``checkpoint`` (None: the mean face only) on ``benchmark``; write ``summary.json`` and error maps.
+
+    ``network`` (a config name) is checked against the checkpoint when given; None accepts the checkpoint's own
+    config (e.g. an ablation variant of Table IV trained with ``ablation: v1``).
 
     Returns:
         The summary: per method (``network`` and ``mean_face``) RMSE / scan-to-mesh mean, std and median in mm, the

@@ -206,7 +206,13 @@ class FaceReconstructor:
 
         config = self.config
         if config.backend == "torch":
-            return backends.TorchBackend(self._network, device=config.device, precision=config.precision)
+            return backends.TorchBackend(
+                self._network,
+                device=config.device,
+                precision=config.precision,
+                compile=False if config.compile == "none" else config.compile,
+                cuda_graphs=config.cuda_graphs,
+            )
         onnx_path = self._onnx_file()
         if config.backend == "onnxruntime":
             providers = None if config.device.startswith("cuda") else ["CPUExecutionProvider"]

@@ -28,6 +28,7 @@ MASK_SOURCES = ("landmarks", "parser", "none")
 default on CPU and what the default model is trained with), ``parser`` = the BiSeNet face parser (paper), ``none`` =
 no mask (only for networks with ``mask_input: none``, ablation v4)."""
 DETECTORS = ("mediapipe", "none")
+COMPILE_CHOICES = ("none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -52,6 +53,10 @@ class ReconstructorConfig:
         crop: the canonical crop camera and crop policy (must be the one the network was trained with).
         rig: rig YAML (extrinsics and default intrinsics); None → the built-in default rig.
         num_threads: CPU threads for torch / ONNX Runtime; None leaves the library default.
+        compile: torch backend: ``"none"`` or a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``,
+            ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``); helps on CUDA, costs minutes of compilation on
+            the CPU.
+        cuda_graphs: torch backend on CUDA: capture the network in a CUDA graph (fixed batch 1).
         min_face_px: a face box smaller than this (pixels, image) makes the view invalid.
     """
 
@@ -70,6 +75,8 @@ class ReconstructorConfig:
     rig: Path | None = None
     num_threads: int | None = None
     min_face_px: float = 24.0
+    compile: str = "none"
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -99,6 +106,12 @@ class ReconstructorConfig:
             raise ConfigError(f"num_threads: expected a positive integer or null, got {self.num_threads!r}")
         if isinstance(self.min_face_px, bool) or not isinstance(self.min_face_px, (int, float)) or self.min_face_px < 1:
             raise ConfigError(f"min_face_px: expected a number >= 1 (pixels), got {self.min_face_px!r}")
+        if self.compile not in COMPILE_CHOICES:
+            raise ConfigError(f"compile: expected one of {list(COMPILE_CHOICES)}, got {self.compile!r}")
+        if (self.compile != "none" or self.cuda_graphs) and self.backend != "torch":
+            raise ConfigError(f"compile/cuda_graphs: apply to the torch backend only, got backend {self.backend!r}")
+        if self.cuda_graphs and not self.device.startswith("cuda"):
+            raise ConfigError(f"cuda_graphs: needs a CUDA device, got {self.device!r}")
         object.__setattr__(self, "morphable_model", Path(self.morphable_model))
 
     @property

@@ -129,7 +129,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--benchmark", type=Path, help="a synthetic benchmark split (dfmvr make-dataset --split benchmark) to run on"
     )
     parser.add_argument("--checkpoint", type=Path, help="with --benchmark: the trained network (omit: mean face only)")
-    parser.add_argument("--network", default="small", help="with --benchmark: the checkpoint's network config")
+    parser.add_argument(
+        "--network", help="with --benchmark: expected network config name (default: whatever the checkpoint holds)"
+    )
     parser.add_argument(
         "--views", nargs="+", choices=("left", "front", "right"), help="with --benchmark: cameras given to the network"
     )

@@ -234,3 +234,12 @@ def test_parser_mask_source_with_a_ten_class_parser(ict_npz, scene, tmp_path) ->
         expected = parser.eval().parse_labels(crop)[0].numpy()
     # The parser's 10 classes are the face parts themselves: no CelebA mapping in between.
     assert (result.masks[1] == expected).mean() > 0.999
+
+
+def test_compile_and_graph_options_are_validated() -> None:
+    with pytest.raises(ConfigError, match=r"^compile: expected one of"):
+        ReconstructorConfig(morphable_model=Path("x.npz"), backend="torch", compile="fast")
+    with pytest.raises(ConfigError, match=r"^compile/cuda_graphs: apply to the torch backend only"):
+        ReconstructorConfig(morphable_model=Path("x.npz"), backend="onnxruntime", compile="default")
+    with pytest.raises(ConfigError, match=r"^cuda_graphs: needs a CUDA device"):
+        ReconstructorConfig(morphable_model=Path("x.npz"), backend="torch", cuda_graphs=True)
