@@ -42,7 +42,7 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "train": ["tensorboard>=2.14", "protobuf<5"],
+        "train": ["tensorboard>=2.14", "protobuf<5", "matplotlib>=3.7"],
         "export": ["onnx==1.17.0", "onnxruntime>=1.17", "protobuf<5"],
         "landmarks": ["mediapipe==0.10.14", "protobuf<5"],
         "dev": ["pytest>=8", "hypothesis>=6.90", "ruff>=0.5"],
