@@ -309,8 +309,9 @@ def load_face_parser(path: str | Path, map_location: str | torch.device = "cpu",
     classes = int(head.shape[0]) if head is not None and head.ndim == 4 else NUM_CELEBA_CLASSES
     if classes not in PARSER_CLASS_COUNTS:
         raise ModelFileError(
-            f"{path}: the parser's output layer has {classes} classes; expected {NUM_CELEBA_CLASSES} (CelebAMask-HQ, "
-            f"79999_iter.pth) or {NUM_FACE_PARTS} (the paper's face parts, `dfmvr train --mode parser`)"
+            f"{path}: conv_out.conv_out.weight {tuple(head.shape)} (expected {NUM_CELEBA_CLASSES} output classes, "
+            f"CelebAMask-HQ's 79999_iter.pth, or {NUM_FACE_PARTS}, the paper's face parts from `dfmvr train --mode "
+            f"parser`; got {classes})"
         )
     model = BiSeNet(classes)
     expected = model.state_dict()

@@ -272,3 +272,14 @@ def test_non_weights_only_file_is_refused(tmp_path: Path) -> None:
     torch.save({"cp.resnet.conv1.weight": _Pickled()}, path)
     with pytest.raises(ModelFileError, match=r"pickle\.pth.*weights-only"):
         load_face_parser(path)
+
+
+def test_ten_class_parser_loads(tmp_path: Path) -> None:
+    """`dfmvr train --mode parser` writes 10-class parsers (the paper's face parts); they load with their head."""
+    torch.manual_seed(0)
+    ten = BiSeNet(10)
+    path = _save(tmp_path / "parts.pth", {"state_dict": ten.state_dict()})
+    loaded = load_face_parser(path)
+    assert loaded.conv_out.conv_out.out_channels == 10
+    x = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded.parse(x), ten.eval().parse(x))
