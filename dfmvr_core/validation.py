@@ -8,6 +8,7 @@ batch dims.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,3 +131,37 @@ def check_state_dict(
     non_finite = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if non_finite:
         raise ModelFileError(f"{origin}: tensors holding NaN or inf values: {short_listing(non_finite)}")
+
+
+def load_weights_only(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that name the file and say what went wrong.
+
+    Checkpoints, training states and parser weights are untrusted input: a weights-only load runs no code.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the messages (e.g. ``"checkpoint"``, ``"training state"``).
+        map_location: passed to ``torch.load``.
+
+    Raises:
+        ModelFileError: missing file (or a folder), not a PyTorch file / holds Python objects a weights-only load
+            refuses, or a truncated/corrupt archive.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: {what} not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelFileError(
+            f"{path}: cannot read {what}: not a PyTorch file, or it holds Python objects that a weights-only load "
+            f"refuses ({first})"
+        ) from None
+    except Exception as exc:  # RuntimeError, EOFError, ... for truncated or corrupt zip archives
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelFileError(
+            f"{path}: cannot read {what}, file truncated or corrupt ({type(exc).__name__}: {first})"
+        ) from None

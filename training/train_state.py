@@ -27,7 +27,6 @@ format; the trainer then checks that the state fits the run.
 
 from __future__ import annotations
 
-import pickle
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 from dfmvr_core import __version__
 from dfmvr_core.atomic_io import atomic_path
 from dfmvr_core.errors import ModelFileError
+from dfmvr_core.validation import load_weights_only
 
 __all__ = [
     "TRAINING_STATE_FORMAT",
@@ -127,21 +127,7 @@ def read_training_state(path: str | Path, map_location: str | torch.device = "cp
         ModelFileError: missing, truncated or corrupt file, another format or version, a missing or mistyped entry.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: training-state file not found" + (" (it is a folder)" if path.is_dir() else ""))
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ModelFileError(
-            f"{path}: cannot read training state: not a PyTorch file, or it holds Python objects a weights-only load "
-            f"refuses ({first})"
-        ) from None
-    except Exception as exc:  # RuntimeError, EOFError, ... for truncated or corrupt zip archives
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ModelFileError(
-            f"{path}: cannot read training state, file truncated or corrupt ({type(exc).__name__}: {first})"
-        ) from None
+    payload = load_weights_only(path, "training-state file", map_location)
     if not isinstance(payload, Mapping) or payload.get("format") != TRAINING_STATE_FORMAT:
         what = f"format {payload.get('format')!r}" if isinstance(payload, Mapping) else type(payload).__name__
         raise ModelFileError(f"{path}: not a dfmvr training-state file ({what}; expected {TRAINING_STATE_FORMAT!r})")

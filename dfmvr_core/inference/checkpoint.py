@@ -21,7 +21,6 @@ built from the stored config. Any problem → :class:`~dfmvr_core.errors.ModelFi
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from dfmvr_core.inference._common import config_from_dict, config_to_dict, sizes
 from dfmvr_core.morphable.model import CoefficientSizes
 from dfmvr_core.networks.dfmvr_net import DFMVRNet
 from dfmvr_core.networks.net_config import NetworkConfig
-from dfmvr_core.validation import check_state_dict, short_listing
+from dfmvr_core.validation import check_state_dict, load_weights_only, short_listing
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -134,21 +133,7 @@ def _sizes_text(sizes: CoefficientSizes) -> str:
 
 
 def _read(path: Path, map_location: str | torch.device) -> Any:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: checkpoint not found" + (" (it is a folder)" if path.is_dir() else ""))
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ModelFileError(
-            f"{path}: cannot read checkpoint: not a PyTorch file, or it holds Python objects that a weights-only load "
-            f"refuses ({first})"
-        ) from None
-    except Exception as exc:  # RuntimeError, EOFError, ... for truncated or corrupt zip archives
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ModelFileError(
-            f"{path}: cannot read checkpoint, file truncated or corrupt ({type(exc).__name__}: {first})"
-        ) from exc
+    return load_weights_only(path, "checkpoint", map_location)
 
 
 def _check_state_dict(path: Path, state: Any, expected: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
