@@ -127,6 +127,7 @@ class FaceReconstructor:
         self.reference_camera: str = self.rig.reference_camera
         self.coefficient_sizes: CoefficientSizes = self.model.coefficient_sizes
         self.faces: np.ndarray = self.model.triangles.cpu().numpy().astype(np.int32)
+        self._landmark_indices = self.model.landmarks68.cpu().numpy()
         zero = self.model.zero_coefficients(1)
         self.mean_vertices: np.ndarray = (
             self.model.decode_shape(zero["identity"], zero["expression"])[0].cpu().numpy().astype(np.float32)
@@ -269,10 +270,10 @@ class FaceReconstructor:
         from dfmvr_core.networks.face_parts import celeba_to_face_parts
         from dfmvr_core.preprocess import parts_from_landmarks
 
-        size = self.config.crop.size
-        masks = np.zeros((len(crops), size, size), dtype=np.int64)
         if not self._uses_masks:
             return None
+        size = self.config.crop.size
+        masks = np.zeros((len(crops), size, size), dtype=np.int64)
         if self.config.mask_source == "landmarks":
             for i, crop in enumerate(crops):
                 if valid[i]:
@@ -405,7 +406,7 @@ class FaceReconstructor:
         vertices_rig = vertices_model @ T_rig[:3, :3].T + T_rig[:3, 3]
         T_cam_fused = self._T_camera_from_rig @ T_rig
         vertices_camera = np.einsum("vij,nj->vni", T_cam_fused[:, :3, :3], vertices_model) + T_cam_fused[:, None, :3, 3]
-        lm_idx = self.model.landmarks68.cpu().numpy()
+        lm_idx = self._landmark_indices
         lm_cam = vertices_camera[:, lm_idx]
         landmarks_2d = np.empty((V, lm_idx.size, 2))
         for i in range(V):

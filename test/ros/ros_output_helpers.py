@@ -17,13 +17,13 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from dfmvr_core.geometry.camera import PinholeIntrinsics
+from dfmvr_core.inference.reconstructor import Reconstruction
 from dfmvr_ros.node_config import NodeConfig, default_parameters
 
 CAMERAS = ("left", "front", "right")
@@ -49,33 +49,18 @@ def transform(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     return (np.asarray(points, np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class FakeReconstruction:
-    """The fields of :class:`dfmvr_core.inference.reconstructor.Reconstruction` the outputs read."""
-
-    camera_names: tuple[str, ...]
-    valid: np.ndarray
-    reasons: tuple[str | None, ...]
-    ok: bool
-    coefficients: dict[str, np.ndarray] | None
-    vertices_model: np.ndarray | None
-    vertices_rig: np.ndarray | None
-    vertices_camera: np.ndarray | None
-    T_rig_from_model: np.ndarray | None
-    T_camera_from_model: np.ndarray | None
-    landmarks_2d: np.ndarray | None
-    crops: tuple = ()
-    masks: np.ndarray | None = None
-    intrinsics: tuple[Any, ...] = ()
-    timings_ms: dict[str, float] = field(default_factory=dict)
+def _reconstruction(**fields: Any) -> Reconstruction:
+    """The real :class:`Reconstruction`, with the fields outputs do not read defaulted."""
+    defaults = {"crops": (), "masks": None, "timings_ms": {}, "T_camera_from_model_fused": None}
+    return Reconstruction(**{**defaults, **fields})
 
 
-def fake_reconstruction(valid: tuple[bool, ...] = (True, True, True)) -> FakeReconstruction:
+def fake_reconstruction(valid: tuple[bool, ...] = (True, True, True)) -> Reconstruction:
     """The octahedron 0.7 m in front of every camera (each camera's own pose puts it on its optical axis)."""
     valid_arr = np.array(valid, dtype=bool)
     reasons = tuple(None if v else "no face detected" for v in valid)
     if not valid_arr.any():
-        return FakeReconstruction(
+        return _reconstruction(
             camera_names=CAMERAS,
             valid=valid_arr,
             reasons=reasons,
@@ -103,7 +88,7 @@ def fake_reconstruction(valid: tuple[bool, ...] = (True, True, True)) -> FakeRec
     K = np.array([[INTRINSICS.fx, 0, INTRINSICS.cx], [0, INTRINSICS.fy, INTRINSICS.cy], [0, 0, 1]])
     projected = vertices_camera @ K.T
     landmarks = (projected[..., :2] / projected[..., 2:]).astype(np.float32)
-    return FakeReconstruction(
+    return _reconstruction(
         camera_names=CAMERAS,
         valid=valid_arr,
         reasons=reasons,
