@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from dfmvr_core.geometry.face_crop import CropCamera, crop_pose_to_camera
 from dfmvr_core.morphable import FacePart, MorphableModel
 from dfmvr_core.render.face_renderer import FaceRenderer, FaceRendering
+from dfmvr_training.data.synthetic import gt_vertices
 from dfmvr_training.losses import (
     LossWeights,
     landmark_2d_loss,
@@ -35,6 +36,7 @@ from dfmvr_training.losses import (
     reflectance_loss,
     regularization_loss,
     total_loss,
+    vertex_loss,
 )
 
 __all__ = ["ReconstructionLoss", "StepResult", "autocast_context", "decode_prediction", "to_device"]
@@ -125,6 +127,7 @@ class ReconstructionLoss:
         self.multipliers = weights.term_weights()
         self.landmark_weights = landmark_2d_weights(weights.landmark_2d_scheme, device=model.device)
         self.skin_mask = model.part_labels == FacePart.SKIN
+        self.front_face = front_face_weights(model)
 
     def __call__(self, net: nn.Module, batch: Mapping[str, Tensor], used_views: Tensor, epoch: int) -> StepResult:
         """Loss of one batch.
@@ -180,6 +183,29 @@ class ReconstructionLoss:
             terms["lighting"] = lighting_regularization_loss(out["lighting"])
         if m["reflectance"] > 0:
             terms["reflectance"] = reflectance_loss(albedo, self.skin_mask)
+        if m["vertex"] > 0:
+            terms["vertex"] = self._vertex_term(vertices, batch)
         total, weighted = total_loss(terms, w, epoch)
         raw = {k: v.detach().mean() for k, v in terms.items()}
         return StepResult(total=total, terms=weighted, raw=raw, rendering=rendering, used_views=used_views)
+
+    def _vertex_term(self, vertices: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        """Dense shape supervision over the front face (``LossWeights.vertex``): samples without ground-truth
+        coefficients (real triplets, ``has_3d`` False) count 0."""
+        if "gt_identity_full" not in batch:
+            none = torch.zeros(len(vertices), dtype=torch.bool, device=vertices.device)
+            return vertex_loss(vertices, vertices.detach(), none)
+        target = gt_vertices(self.model, batch).to(vertices.dtype)
+        return vertex_loss(vertices, target, batch.get("has_3d"), self.front_face)
+
+
+FRONT_FACE_RADIUS_M = 0.095
+"""The evaluated front-face region (Deep3DFace's protocol, :class:`~dfmvr_core.evaluation.EvalConfig`)."""
+
+
+def front_face_weights(model: MorphableModel, radius_m: float = FRONT_FACE_RADIUS_M) -> Tensor:
+    """(N,) float 0/1: the mean shape's vertices within ``radius_m`` of its nose tip (iBUG landmark 30), the region
+    the benchmark RMSE measures."""
+    mean = model.mean_shape.float()
+    nose = mean[model.landmarks68[30]]
+    return ((mean - nose).norm(dim=-1) <= radius_m).float()

@@ -106,8 +106,12 @@ def open_datasets(
         from dfmvr_training.data.triplets import FolderTripletDataset
 
         crop = crop or CropCamera()
-        parts = [CommonKeys(ds) for ds in parts]
-        parts += [CommonKeys(FolderTripletDataset(root, crop=crop)) for root in real_roots]
+        full = None
+        if parts:  # synthetic sets carry ground-truth shapes (the vertex loss); real triplets get zeros, has_3d False
+            model_sizes = parts[0].manifest["model"]["coefficient_sizes"]
+            full = (int(model_sizes["identity"]), int(model_sizes["expression"]))
+        parts = [CommonKeys(ds, full) for ds in parts]
+        parts += [CommonKeys(FolderTripletDataset(root, crop=crop), full) for root in real_roots]
     assert crop is not None
     return (parts[0] if len(parts) == 1 else ConcatDataset(parts)), crop
 
@@ -123,10 +127,15 @@ def is_triplet_folder(root: Path) -> bool:
 
 class CommonKeys(Dataset):
     """Items reduced to :data:`COMMON_KEYS` plus ``landmarks_3d`` (68, 3) and ``has_3d``, so that synthetic samples
-    (3D ground truth) and real triplets (none: zeros, ``has_3d`` False, no 3D landmark loss) share one batch."""
+    (3D ground truth) and real triplets (none: zeros, ``has_3d`` False, no 3D landmark loss) share one batch.
 
-    def __init__(self, base: Dataset) -> None:
+    With ``full_sizes = (K_id, K_exp)`` (the morphable model's sizes) items also carry ``gt_identity_full`` and
+    ``gt_expression_full`` (zeros without ground truth) for the dense vertex loss.
+    """
+
+    def __init__(self, base: Dataset, full_sizes: tuple[int, int] | None = None) -> None:
         self.base = base
+        self.full_sizes = full_sizes
 
     def __len__(self) -> int:
         return len(self.base)
@@ -137,6 +146,9 @@ class CommonKeys(Dataset):
         has_3d = "landmarks_3d" in sample
         out["landmarks_3d"] = sample["landmarks_3d"] if has_3d else torch.zeros(68, 3)
         out["has_3d"] = torch.tensor(has_3d)
+        if self.full_sizes is not None:
+            for key, size in zip(("gt_identity_full", "gt_expression_full"), self.full_sizes, strict=True):
+                out[key] = sample[key] if has_3d else torch.zeros(size)
         return out
 
 

@@ -30,7 +30,7 @@ def test_paper_preset_values():
     terms = w.term_weights()
     assert terms == pytest.approx(
         {"photo": 4.0, "mask": 3.0, "landmark_2d": 0.02, "landmark_3d": 100.0, "regularization": 3e-4,
-         "lighting": 0.0, "reflectance": 0.0}
+         "lighting": 0.0, "reflectance": 0.0, "vertex": 0.0}
     )  # fmt: skip
     assert set(terms) == set(TERM_NAMES)
 

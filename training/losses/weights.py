@@ -35,6 +35,7 @@ TERM_NAMES: tuple[str, ...] = (
     "regularization",
     "lighting",
     "reflectance",
+    "vertex",
 )
 """Keys of the per-term loss mapping that :func:`total_loss` accepts."""
 
@@ -50,6 +51,7 @@ _WEIGHT_FIELDS = (
     "reg_albedo",
     "lighting",
     "reflectance",
+    "vertex",
 )
 
 
@@ -69,6 +71,9 @@ class LossWeights:
         reg_identity, reg_expression, reg_albedo: ω_α, ω_β, ω_γ of eq. 8. Paper 1, 0.8, 0.017.
         lighting: Deep3DFace's monochromatic-light prior; not in the paper (0), authors' code 10.
         reflectance: Deep3DFace's uniform-skin albedo prior; not in the paper (0), authors' code 5.
+        vertex: dense 3D supervision from synthetic ground-truth shapes (:func:`vertex_loss`, mean vertex distance
+            over the evaluated front-face region, per ``landmark_3d_unit_m`` like ω_3d). Not in DF-MVR's loss (0 in
+            both presets); the CPU-budget recipe of the default model uses it (``config/training``).
         use_landmark_3d: False removes the 3D landmark term: Table IV ablation v5, training from multi-view
             images only, no 3D label.
         landmark_3d_unit_m: the length unit, in metres, that ω_3d applies to. ``landmark_3d_loss`` returns
@@ -94,6 +99,7 @@ class LossWeights:
     reg_albedo: float = 0.017
     lighting: float = 0.0
     reflectance: float = 0.0
+    vertex: float = 0.0
     use_landmark_3d: bool = True
     landmark_3d_unit_m: float = 0.01
     landmark_2d_scheme: str = "paper"
@@ -146,6 +152,7 @@ class LossWeights:
             "regularization": self.regularization,
             "lighting": self.lighting,
             "reflectance": self.reflectance,
+            "vertex": self.vertex / self.landmark_3d_unit_m,
         }
 
 
