@@ -10,9 +10,11 @@ scored against the ground-truth meshes with the paper's metric (:mod:`dfmvr_core
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data.dataloader import default_collate
 from tqdm import tqdm
@@ -20,25 +22,163 @@ from tqdm import tqdm
 from dfmvr_core.atomic_io import write_json_atomic
 from dfmvr_core.errors import ConfigError
 from dfmvr_core.evaluation import error_map_image, save_png, summarize
-from dfmvr_core.inference.checkpoint import load_checkpoint
-from dfmvr_core.morphable import load_morphable_model
+from dfmvr_core.geometry.face_crop import CropCamera
+from dfmvr_core.inference.checkpoint import Checkpoint, load_checkpoint
+from dfmvr_core.morphable import MorphableModel, load_morphable_model
 from dfmvr_training.data import SyntheticMultiViewDataset, gt_vertices
-from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
+from dfmvr_training.evaluation import MeshIndices, evaluate_meshes, mean_face_baseline, model_indices
 from dfmvr_training.step import decode_prediction
 from dfmvr_training.train_data import MaskedViews
 
-__all__ = ["CAMERA_ORDER", "evaluate_checkpoint"]
+__all__ = [
+    "CAMERA_ORDER",
+    "BenchmarkSamples",
+    "evaluate_checkpoint",
+    "load_benchmark",
+    "load_benchmark_checkpoint",
+    "predict_vertices",
+    "view_mask",
+]
 
 CAMERA_ORDER = ("left", "front", "right")
 
 
-def _view_mask(views: Sequence[str] | None, count: int) -> torch.Tensor:
+def view_mask(views: Sequence[str] | None, count: int) -> torch.Tensor:
+    """``(count,)`` bool: which cameras of :data:`CAMERA_ORDER` the network is given (None: all).
+
+    Raises:
+        ConfigError: an unknown camera name or an empty list.
+    """
     if views is None:
         return torch.ones(count, dtype=torch.bool)
     unknown = sorted(set(views) - set(CAMERA_ORDER))
     if unknown or not views:
         raise ConfigError(f"views: expected a non-empty subset of {list(CAMERA_ORDER)}, got {list(views)}")
     return torch.tensor([name in views for name in CAMERA_ORDER])
+
+
+_view_mask = view_mask  # the former private name
+
+
+@dataclass(frozen=True)
+class BenchmarkSamples:
+    """The first ``count`` samples of a benchmark split, ready for the network and the metric.
+
+    Attributes:
+        benchmark: the split's folder.
+        model: the morphable model it was rendered with (float32, CPU).
+        samples: ``count`` dataset items with ``input_parts`` (:class:`MaskedViews`), CPU tensors.
+        gt: ``(count, N, 3)`` float64 ground-truth vertices, metres, model frame.
+        faces: ``(F, 3)`` int64 triangles of the model.
+        indices: the model's landmark / nose-tip vertices (metric alignment and crop centre).
+        crop: the dataset's canonical crop camera.
+        mask_source: where ``input_parts`` came from (``landmarks`` or ``rendered``).
+        manifest: the split's manifest (identifies the data; compared on resume).
+    """
+
+    benchmark: Path
+    model: MorphableModel
+    samples: list[dict[str, Any]] = field(repr=False)
+    gt: torch.Tensor = field(repr=False)
+    faces: np.ndarray = field(repr=False)
+    indices: MeshIndices = field(repr=False)
+    crop: CropCamera
+    mask_source: str
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def count(self) -> int:
+        """Number of samples."""
+        return len(self.samples)
+
+
+def load_benchmark(
+    benchmark: str | Path,
+    model_path: str | Path,
+    *,
+    mask_source: str = "landmarks",
+    count: int | None = None,
+) -> BenchmarkSamples:
+    """Read the first ``count`` samples (None: all) of ``benchmark`` and their ground-truth meshes.
+
+    Raises:
+        ConfigError: the benchmark was rendered with another morphable model, or a bad ``count``.
+        ModelFileError: missing or damaged benchmark / model files (named).
+    """
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ConfigError(f"count: expected a number of samples >= 1 or None, got {count!r}")
+    model = load_morphable_model(model_path).to(dtype=torch.float32)
+    dataset = SyntheticMultiViewDataset(benchmark, coefficient_sizes=model.coefficient_sizes)
+    if dataset.model_fingerprint != model.fingerprint():
+        raise ConfigError(f"benchmark: {benchmark} was rendered with another morphable model than {model_path}")
+    crop = dataset.crop_camera
+    samples_ds = MaskedViews(dataset, mask_source, crop.size)
+    n = len(dataset) if count is None else min(count, len(dataset))
+    samples = [samples_ds[i] for i in range(n)]
+    gt = gt_vertices(model, default_collate(samples)).detach().double()
+    return BenchmarkSamples(
+        benchmark=Path(benchmark),
+        model=model,
+        samples=samples,
+        gt=gt,
+        faces=model.triangles.cpu().numpy(),
+        indices=model_indices(model),
+        crop=crop,
+        mask_source=mask_source,
+        manifest=dict(dataset.manifest),
+    )
+
+
+def load_benchmark_checkpoint(
+    checkpoint: str | Path, bench: BenchmarkSamples, *, network: str | None = None
+) -> Checkpoint:
+    """:func:`load_checkpoint` checked against the benchmark's morphable model (sizes, expression kind, fingerprint).
+
+    Raises:
+        ModelFileError: missing, corrupt or mismatching checkpoint (naming the file and the problem).
+    """
+    model = bench.model
+    return load_checkpoint(
+        checkpoint,
+        config=network,
+        sizes=model.coefficient_sizes,
+        expression_kind=model.expression_kind,
+        model_fingerprint=model.fingerprint(),
+    )
+
+
+def predict_vertices(
+    net: torch.nn.Module,
+    bench: BenchmarkSamples,
+    views: torch.Tensor,
+    *,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Run ``net`` (any network with DFMVRNet's ``forward(images, parts, valid)``) on every benchmark sample.
+
+    Args:
+        net: the network, in eval mode, on ``device``.
+        bench: the samples.
+        views: ``(V,)`` bool camera mask (:func:`view_mask`), and-ed with each sample's ``valid``.
+        batch_size: samples per forward pass.
+        device: where the network runs; decoding happens on the CPU.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``(count, N, 3)`` float64 predicted vertices, metres, model frame.
+    """
+    outputs = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, bench.count, batch_size), desc="network", disable=not progress):
+            batch = default_collate(bench.samples[start : start + batch_size])
+            valid = batch["valid"] & views
+            raw = net(batch["images"].to(device), batch["input_parts"].to(device), valid.to(device))
+            out = {k: v.float().cpu() for k, v in raw.items()}
+            vertices, _, _ = decode_prediction(bench.model, out, batch["K_crop"], bench.crop)
+            outputs.append(vertices.double())
+    return torch.cat(outputs)
 
 
 def evaluate_checkpoint(
@@ -65,47 +205,22 @@ def evaluate_checkpoint(
         count, the views used and the per-sample RMSEs.
     """
     out_dir = Path(out_dir)
-    model = load_morphable_model(model_path).to(dtype=torch.float32)
-    dataset = SyntheticMultiViewDataset(benchmark, coefficient_sizes=model.coefficient_sizes)
-    if dataset.model_fingerprint != model.fingerprint():
-        raise ConfigError(f"benchmark: {benchmark} was rendered with another morphable model than {model_path}")
-    crop = dataset.crop_camera
-    samples_ds = MaskedViews(dataset, mask_source, crop.size)
-    n = len(dataset) if count is None else min(count, len(dataset))
-    samples = [samples_ds[i] for i in range(n)]
-    view_mask = _view_mask(views, samples[0]["valid"].shape[0])
-    gt = gt_vertices(model, default_collate(samples)).detach().double()
-    faces = model.triangles.cpu().numpy()
-    indices = model_indices(model)
+    bench = load_benchmark(benchmark, model_path, mask_source=mask_source, count=count)
+    n, gt, faces = bench.count, bench.gt, bench.faces
+    mask = view_mask(views, bench.samples[0]["valid"].shape[0])
     summary: dict[str, Any] = {
         "benchmark": str(benchmark),
         "count": n,
-        "views": [c for c, used in zip(CAMERA_ORDER, view_mask.tolist(), strict=True) if used],
+        "views": [c for c, used in zip(CAMERA_ORDER, mask.tolist(), strict=True) if used],
         "metric": "point-to-plane RMSE (mm) after landmark alignment + ICP on the 95 mm front-face region; "
         "scan_to_mesh_mm = mean ground-truth-to-surface distance",
         "methods": {},
     }
-    results: dict[str, list[Any]] = {"mean_face": mean_face_baseline(model, gt, progress=progress)}
-    predictions = None
+    results: dict[str, list[Any]] = {"mean_face": mean_face_baseline(bench.model, gt, progress=progress)}
     if checkpoint is not None:
-        ckpt = load_checkpoint(
-            checkpoint,
-            config=network,
-            sizes=model.coefficient_sizes,
-            expression_kind=model.expression_kind,
-            model_fingerprint=model.fingerprint(),
-        )
-        net = ckpt.build_network("cpu")
-        outputs = []
-        with torch.inference_mode():
-            for start in tqdm(range(0, n, batch_size), desc="network", disable=not progress):
-                batch = default_collate(samples[start : start + batch_size])
-                valid = batch["valid"] & view_mask
-                out = {k: v.float() for k, v in net(batch["images"], batch["input_parts"], valid).items()}
-                vertices, _, _ = decode_prediction(model, out, batch["K_crop"], crop)
-                outputs.append(vertices.double())
-        predictions = torch.cat(outputs)
-        results["network"] = evaluate_meshes(predictions, gt, faces, indices=indices, progress=progress)
+        net = load_benchmark_checkpoint(checkpoint, bench, network=network).build_network("cpu")
+        predictions = predict_vertices(net, bench, mask, batch_size=batch_size, progress=progress)
+        results["network"] = evaluate_meshes(predictions, gt, faces, indices=bench.indices, progress=progress)
         summary["checkpoint"] = str(checkpoint)
     for name, metrics in results.items():
         entry = summarize(metrics)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from dfmvr_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from dfmvr_core.networks.dfmvr_net import DFMVRNet
+    from torch import nn
 
 FRESH_WARNING = (
     "WARNING: {what}: no {flag} given: exporting FRESHLY INITIALISED (untrained) weights.\n"
@@ -82,11 +82,10 @@ def _export(args: argparse.Namespace) -> int:
 
     from dfmvr_core.inference import export_face_parser_onnx, export_onnx, load_checkpoint
     from dfmvr_core.morphable import load_morphable_model
-    from dfmvr_core.networks.dfmvr_net import DFMVRNet
     from dfmvr_core.networks.face_parser import BiSeNet, load_face_parser
-    from dfmvr_core.networks.net_config import load_network_config
+    from dfmvr_core.networks.registry import build_network, load_any_network_config
 
-    config = load_network_config(args.config) if args.config is not None else None
+    config = load_any_network_config(args.config) if args.config is not None else None
     model = load_morphable_model(args.model, bfm_units=args.bfm_units) if args.model is not None else None
     if args.checkpoint is not None:
         checkpoint = load_checkpoint(
@@ -105,10 +104,13 @@ def _export(args: argparse.Namespace) -> int:
                 "regresses: .npz, BFM_model_front.mat or ICT folder) or --checkpoint CHECKPOINT (which stores them)"
             )
         if config is None:
-            raise ConfigError("--config: required without --checkpoint (paper, small or a network YAML file)")
+            raise ConfigError(
+                "--config: required without --checkpoint (paper, small, deep3dface, deep3dface_cnet, uh_e2far or a "
+                "network YAML file)"
+            )
         print(FRESH_WARNING.format(what="network", flag="--checkpoint"), file=sys.stderr)
         torch.manual_seed(args.seed)
-        net = DFMVRNet(config, model.coefficient_sizes, model.expression_kind)
+        net = build_network(config, model.coefficient_sizes, model.expression_kind)
         fingerprint, fresh, source = model.fingerprint(), True, "fresh initialisation"
     path = export_onnx(
         net,
@@ -153,7 +155,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(net: DFMVRNet, path: Path) -> None:
+def _verify(net: nn.Module, path: Path) -> None:
     """Run the file with ONNX Runtime and PyTorch on one random triplet; print the largest difference."""
     import torch
 
@@ -164,7 +166,7 @@ def _verify(net: DFMVRNet, path: Path) -> None:
     images = torch.rand(1, v, 3, s, s, generator=generator)
     masks = torch.randint(0, 10, (1, v, s, s), generator=generator)
     backend = OnnxRuntimeBackend(path, ["CPUExecutionProvider"], batch_size=1)
-    ours = backend.run_flat(images, masks)
+    ours = backend.run_flat(images, masks)  # masks ignored by networks with mask_input "none" (the baselines)
     net = net.cpu().eval()
     with torch.no_grad():
         reference = net.forward_flat(images, masks)
@@ -182,7 +184,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("--config", help="network config: paper, small or a YAML file (default: the checkpoint's)")
+    export.add_argument(
+        "--config",
+        help="network config: paper, small, deep3dface, deep3dface_cnet, uh_e2far or a YAML file (default: the "
+        "checkpoint's)",
+    )
     export.add_argument("--checkpoint", type=Path, help="trained weights (dfmvr checkpoint); default: fresh weights")
     export.add_argument(
         "--model",

@@ -1,5 +1,6 @@
 """Pieces shared by the exporters, the checkpoint format and the backends: optional imports, the metadata keys, the
-JSON form of a :class:`~dfmvr_core.networks.net_config.NetworkConfig`.
+JSON form of a network config (DF-MVR's :class:`~dfmvr_core.networks.net_config.NetworkConfig` or a baseline's
+:class:`~dfmvr_core.networks.baseline_config.BaselineNetworkConfig`, told apart by its ``kind`` key).
 
 Nothing here imports ``onnx`` or ``onnxruntime`` at module level: they are the ``export`` extra
 (``pip install -c constraints.txt onnx onnxruntime``), loaded only by the functions that need them.
@@ -14,10 +15,10 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from dfmvr_core.config import from_mapping
 from dfmvr_core.errors import ConfigError, DfmvrError
 from dfmvr_core.morphable.model import CoefficientSizes
 from dfmvr_core.networks.net_config import NetworkConfig
+from dfmvr_core.networks.registry import AnyNetworkConfig, network_config_from_dict, network_kind
 
 __all__ = [
     "COEFFICIENTS_KIND",
@@ -56,20 +57,25 @@ def require(module: str, extra: str = "export") -> ModuleType:
         ) from None
 
 
-def config_to_dict(config: NetworkConfig) -> dict[str, Any]:
-    """JSON-compatible dict of every field of ``config`` (tuples become lists, ``view_dropout`` a nested dict)."""
+def config_to_dict(config: AnyNetworkConfig) -> dict[str, Any]:
+    """JSON-compatible dict of every field of ``config`` plus its network ``kind`` (``"dfmvr"``, ``"deep3dface"``,
+    ``"uh_e2far"``; tuples become lists, ``view_dropout`` a nested dict)."""
     data = dataclasses.asdict(config)
-    data["encoder_channels"] = list(config.encoder_channels)
+    if isinstance(config, NetworkConfig):
+        data["encoder_channels"] = list(config.encoder_channels)
+    data["kind"] = network_kind(config)
     return data
 
 
-def config_from_dict(data: Mapping[str, Any]) -> NetworkConfig:
+def config_from_dict(data: Mapping[str, Any]) -> AnyNetworkConfig:
     """Inverse of :func:`config_to_dict` (via :func:`dfmvr_core.config.from_mapping`: types and values validated).
+    The ``kind`` key picks the class; without it (files written before the baselines existed) a DF-MVR
+    :class:`NetworkConfig`.
 
     Raises:
-        ConfigError: a missing, unknown or invalid field, named.
+        ConfigError: a missing, unknown or invalid field, or an unknown kind, named.
     """
-    return from_mapping(NetworkConfig, data, path="network")
+    return network_config_from_dict(data, "network")
 
 
 def sizes_to_dict(sizes: CoefficientSizes) -> dict[str, int]:

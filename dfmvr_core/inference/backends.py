@@ -43,6 +43,7 @@ from dfmvr_core.morphable.model import CoefficientSizes
 from dfmvr_core.morphable.parts import NUM_FACE_PARTS
 from dfmvr_core.networks.dfmvr_net import DFMVRNet, check_input_values, split_flat
 from dfmvr_core.networks.net_config import NetworkConfig
+from dfmvr_core.networks.registry import is_reconstruction_network
 
 __all__ = [
     "BACKEND_KINDS",
@@ -396,8 +397,11 @@ class TorchBackend(_Backend):
         check_values: bool = True,
         model_fingerprint: str | None = None,
     ) -> None:
-        if not isinstance(network, DFMVRNet):
-            raise ConfigError(f"network: expected a DFMVRNet, got {type(network).__name__}")
+        if not is_reconstruction_network(network):
+            raise ConfigError(
+                "network: expected a DFMVRNet, Deep3DFaceNet or UHE2FARNet (a reconstruction network), got "
+                f"{type(network).__name__}"
+            )
         self.device = self.input_device = resolve_device(device)
         cuda = self.device.type == "cuda"
         if precision not in TORCH_PRECISIONS:

@@ -64,6 +64,7 @@ from dfmvr_core.inference._common import (
 )
 from dfmvr_core.networks.dfmvr_net import FLAT_ORDER, DFMVRNet, flat_layout
 from dfmvr_core.networks.face_parser import BiSeNet
+from dfmvr_core.networks.registry import is_reconstruction_network
 
 __all__ = [
     "COEFFICIENTS_OUTPUT",
@@ -337,11 +338,16 @@ def export_onnx(
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        ConfigError: not a DFMVRNet, bad opset or arguments, ``path`` is a folder.
+        ConfigError: not a reconstruction network (:func:`~dfmvr_core.networks.registry.build_network`'s DFMVRNet,
+            Deep3DFaceNet or UHE2FARNet; the baselines export with ``mask_input: none``), bad opset or arguments,
+            ``path`` is a folder.
         MissingDependencyError: ``onnx`` is not installed (the ``export`` extra).
     """
-    if not isinstance(net, DFMVRNet):
-        raise ConfigError(f"net: expected a DFMVRNet, got {type(net).__name__}")
+    if not is_reconstruction_network(net):
+        raise ConfigError(
+            f"net: expected a DFMVRNet, Deep3DFaceNet or UHE2FARNet (a reconstruction network), "
+            f"got {type(net).__name__}"
+        )
     opset = _check_opset(opset)
     metadata = coefficient_metadata(
         net,

@@ -2,9 +2,10 @@
 
 Data flow (``../shared/DESIGN.md``): per view, face landmarks (given, or detected with MediaPipe) or a face ROI →
 square crop at 224 with its affine kept (:mod:`dfmvr_core.preprocess`) → face-part mask (landmark polygons or the
-BiSeNet parser) → DF-MVR (torch / ONNX Runtime / TensorRT backend) → coefficients (paper eq. 1) → 3DMM decode in
-float32 (also when the network ran in fp16) → per-view pose mapped from the crop's canonical camera to the real
-camera (:func:`~dfmvr_core.geometry.face_crop.crop_pose_to_camera`) and to the rig frame with the rig extrinsics →
+BiSeNet parser) → the network (DF-MVR, or a baseline: Deep3DFace / UH-E2FAR, RGB only, see
+:mod:`dfmvr_core.networks.registry`; torch / ONNX Runtime / TensorRT backend) → coefficients (paper eq. 1) → 3DMM
+decode in float32 (also when the network ran in fp16) → per-view pose mapped from the crop's canonical camera to the
+real camera (:func:`~dfmvr_core.geometry.face_crop.crop_pose_to_camera`) and to the rig frame with the rig extrinsics →
 one fused head pose (rotation: chordal L2 mean of the valid views' rotations, ``scipy.spatial.transform.Rotation.mean``;
 translation: the mean) → vertices in the rig frame and in every camera frame.
 
@@ -33,8 +34,7 @@ from dfmvr_core.geometry.face_crop import crop_pose_to_camera
 from dfmvr_core.geometry.rig import CameraRig, RigConfig, load_rig
 from dfmvr_core.inference.reconstructor_config import ReconstructorConfig
 from dfmvr_core.morphable import NUM_FACE_PARTS, CoefficientSizes, MorphableModel, load_morphable_model
-from dfmvr_core.networks.dfmvr_net import DFMVRNet
-from dfmvr_core.networks.net_config import NetworkConfig, load_network_config
+from dfmvr_core.networks.registry import AnyNetworkConfig, build_network, load_any_network_config, network_kind
 
 __all__ = ["FaceReconstructor", "Reconstruction", "ReconstructorConfig"]
 
@@ -134,11 +134,17 @@ class FaceReconstructor:
         )
         self._T_rig_from_camera = np.stack([self.rig.T_rig_from_camera(n).double().numpy() for n in self.camera_names])
         self._T_camera_from_rig = np.stack([self.rig.T_camera_from_rig(n).double().numpy() for n in self.camera_names])
-        self._network_config: NetworkConfig = load_network_config(config.network)
+        self._network_config: AnyNetworkConfig = load_any_network_config(config.network)
+        self.network_kind: str = network_kind(self._network_config)
         if self._network_config.views != len(self.camera_names):
             raise ConfigError(
                 f"network: the network takes {self._network_config.views} views, the rig has "
                 f"{len(self.camera_names)} cameras {list(self.camera_names)}"
+            )
+        if self._network_config.input_size != config.crop.size:
+            raise ConfigError(
+                f"network: {self._network_config.name!r} takes {self._network_config.input_size} px views, but "
+                f"crop.size is {config.crop.size}; set crop.size to the network's input_size"
             )
         if self._network_config.mask_input == "none" and config.mask_source != "none":
             LOG.info("network %s takes no mask input; mask_source %r is ignored", config.network, config.mask_source)
@@ -158,7 +164,7 @@ class FaceReconstructor:
     def _uses_masks(self) -> bool:
         return self._network_config.mask_input != "none"
 
-    def _load_network(self) -> DFMVRNet:
+    def _load_network(self) -> torch.nn.Module:
         from dfmvr_core.inference.checkpoint import load_checkpoint
 
         config = self.config
@@ -169,7 +175,7 @@ class FaceReconstructor:
             )
             torch.manual_seed(0)
             self._fresh = True
-            return DFMVRNet(self._network_config, self.coefficient_sizes, self.model.expression_kind).eval()
+            return build_network(self._network_config, self.coefficient_sizes, self.model.expression_kind).eval()
         self._fresh = False
         checkpoint = load_checkpoint(
             config.checkpoint,

@@ -10,6 +10,12 @@ scan-to-mesh distance on the 95 mm front-face region. It writes ``OUT/summary.js
 ``dfmvr eval --benchmark DIR --model MODEL [--checkpoint C] [--views front] -o OUT`` runs a trained network on a
 synthetic benchmark split and scores it next to the mean face (``--views front``: the same network given one view,
 the single-view baseline).
+
+``dfmvr eval --compare SPEC.yaml [-o OUT] [--samples N]`` scores several checkpoints (DF-MVR, the Deep3DFace and
+UH-E2FAR baselines, each with chosen views) and the mean face on the same benchmark samples and writes one table
+(``OUT/comparison.md``, ``OUT/comparison.json``, error maps per entry); see ``config/eval/compare_example.yaml``.
+Without a YAML: ``dfmvr eval --compare --benchmark DIR --model MODEL -o OUT --entry LABEL=CHECKPOINT[:VIEWS] ...``.
+A failing entry is marked failed in the table and the others still run (exit status 1); ``--fail-fast`` stops.
 """
 
 from __future__ import annotations
@@ -48,7 +54,58 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_compare(args: argparse.Namespace) -> int:
+    """``--compare``: several checkpoints and the mean face on one benchmark, one table."""
+    import sys
+
+    from dfmvr_training.compare_eval import run_comparison
+    from dfmvr_training.compare_spec import load_compare_spec, parse_entry_arg
+
+    for name, value in (("--checkpoint", args.checkpoint), ("--views", args.views), ("--network", args.network)):
+        if value is not None:
+            raise ConfigError(f"{name}: not used with --compare; give each checkpoint as an entry (--entry, spec)")
+    if args.pred is not None or args.gt is not None or args.baseline is not None:
+        raise ConfigError("--compare: runs on a --benchmark split, not on --pred/--gt/--baseline folders")
+    overrides: dict = {}
+    for key, value in (
+        ("benchmark", args.benchmark),
+        ("morphable_model", args.model),
+        ("out_dir", args.output),
+        ("eval_samples", args.count),
+        ("device", args.device),
+    ):
+        if value is not None:
+            overrides[key] = str(value) if isinstance(value, Path) else value
+    if args.no_mean_face:
+        overrides["mean_face"] = False
+    if args.fail_fast:
+        overrides["fail_fast"] = True
+    overrides["entries"] = [parse_entry_arg(text) for text in args.entry or []]
+    spec_path = args.compare or None
+    if spec_path is None:
+        missing = [flag for flag, value in (("--benchmark", args.benchmark), ("--model", args.model)) if value is None]
+        missing += ["-o/--out"] if args.output is None else []
+        if missing:
+            raise ConfigError(f"--compare without a spec file: {', '.join(missing)} required (or give SPEC.yaml)")
+    spec = load_compare_spec(spec_path, overrides)
+    result = run_comparison(spec, progress=not args.quiet)
+    print((spec.out_dir / "comparison.md").read_text(encoding="utf-8"))
+    print(f"wrote {spec.out_dir / 'comparison.md'} and {spec.out_dir / 'comparison.json'}")
+    if result["failed"]:
+        for row in result["entries"]:
+            if row["status"] != "ok":
+                print(f"dfmvr eval: entry {row['label']!r} failed: {row['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.compare is not None:
+        return _run_compare(args)
+    if args.entry:
+        raise ConfigError("--entry: only with --compare")
+    if args.output is None:
+        raise ConfigError("-o/--output: required (the output folder)")
     if args.benchmark is not None:
         return _run_benchmark(args)
     if args.gt is None:
@@ -135,8 +192,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--views", nargs="+", choices=("left", "front", "right"), help="with --benchmark: cameras given to the network"
     )
-    parser.add_argument("--count", type=int, help="with --benchmark: evaluate the first N samples")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--count", "--samples", type=int, help="with --benchmark or --compare: evaluate the first N samples"
+    )
+    parser.add_argument("-o", "--output", "--out", type=Path, help="output folder (--compare: overrides the spec's)")
+    parser.add_argument(
+        "--compare",
+        nargs="?",
+        const="",
+        metavar="SPEC.yaml",
+        help="compare checkpoints and the mean face on one benchmark (a YAML spec, or --entry/--benchmark/--model)",
+    )
+    parser.add_argument(
+        "--entry",
+        action="append",
+        metavar="LABEL=CHECKPOINT[:VIEWS]",
+        help="with --compare: one more row (VIEWS: comma-separated cameras, default left,front,right); repeatable",
+    )
+    parser.add_argument("--no-mean-face", action="store_true", help="with --compare: no mean-face row")
+    parser.add_argument(
+        "--fail-fast", action="store_true", help="with --compare: stop at the first failing entry (default: go on)"
+    )
+    parser.add_argument("--device", help="with --compare: cpu, cuda, cuda:N or auto (default: the spec's, cpu)")
     parser.add_argument(
         "--model",
         type=Path,
