@@ -24,6 +24,8 @@ setup(
         *(f"dfmvr_training.{p}" for p in find_packages(where="training")),
     ],
     package_dir={"dfmvr_training": "training"},
+    # The embedded default model (checkpoint: default, dfmvr_core/inference/default_model.py).
+    package_data={"dfmvr_core": ["weights/*.pt"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),

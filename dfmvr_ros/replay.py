@@ -47,7 +47,8 @@ Landmarks: by default the reconstructor's detector finds the faces (``reconstruc
 (:mod:`dfmvr_ros.replay_ground_truth`), which evaluates the network alone. The report says which.
 
 When the bag holds ``/ground_truth/mesh`` and ``/ground_truth/head_pose`` (``dfmvr make-bag`` writes them) every
-set is evaluated (:mod:`dfmvr_ros.replay_evaluation`). A corrupt or truncated bag stops the reading, the sets read
+set is evaluated (:mod:`dfmvr_ros.replay_evaluation`). Every overlay comes with the set's mesh,
+``meshes/<index>_<stamp>.ply`` (rig frame, metres). A corrupt or truncated bag stops the reading, the sets read
 so far are still processed, and the output bag and a report with ``"complete": false`` and the error are written.
 """
 
@@ -99,6 +100,7 @@ IMAGE_MSGTYPES = {"raw": "sensor_msgs/msg/Image", "compressed": "sensor_msgs/msg
 OUTPUT_BAG = "output_bag"
 REPORT = "report.json"
 OVERLAYS = "overlays"
+MESHES = "meshes"
 LANDMARKS_FROM_GROUND_TRUTH = "ground truth (evaluation of the network alone)"
 _DEBUG_OUTPUTS = ("marker", "overlay")
 _ALWAYS_OUTPUTS = ("head_pose", "tf", "vertices", "coefficients")
@@ -307,6 +309,7 @@ class _Replay:
         self.evaluations: list[SetEvaluation] = []
         self.evaluation_notes: set[str] = set()
         self.overlays: list[str] = []
+        self.meshes: list[str] = []
         self.failures: list[str] = []
         self.sets_failed = 0
         self.sets_with_face = 0
@@ -531,7 +534,19 @@ class _Replay:
         (self.out / OVERLAYS).mkdir(parents=True, exist_ok=True)
         write_png(self.out / relative, side_by_side(panels))
         self.overlays.append(str(relative))
+        self._write_mesh(index, stamp_ns, reconstruction)
         return str(relative)
+
+    def _write_mesh(self, index: int, stamp_ns: int, reconstruction: Any) -> None:
+        """``meshes/<index>_<stamp>.ply``: the reconstructed mesh in the rig frame (metres), next to each overlay."""
+        from dfmvr_core.mesh_io import write_mesh
+
+        if reconstruction.vertices_rig is None:
+            return
+        relative = Path(MESHES) / f"{index:06d}_{stamp_ns}.ply"
+        (self.out / MESHES).mkdir(parents=True, exist_ok=True)
+        write_mesh(self.out / relative, reconstruction.vertices_rig, self.faces)
+        self.meshes.append(str(relative))
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -824,6 +839,7 @@ def replay_bag(
         },
         "evaluation": summary(run.evaluations) if run.evaluations else None,
         "overlays": run.overlays,
+        "meshes": run.meshes,
         "warnings": warnings_list,
         "per_set": run.per_set,
         **(info or {}),

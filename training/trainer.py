@@ -5,9 +5,13 @@
 * data: the synthetic datasets (:mod:`dfmvr_training.data`), the network's mask input added per sample
   (:class:`~dfmvr_training.train_data.MaskedViews`), this rank's share in a seeded, resumable order
   (:class:`~dfmvr_training.train_data.ResumableSampler`);
-* task: ``reconstruction`` (:class:`ReconstructionTask`: DFMVRNet + MorphableModel + FaceRenderer + optional frozen
-  parser, the losses of :mod:`dfmvr_training.step`) or ``parser`` (:class:`~dfmvr_training.parser_training.
-  ParserTask`);
+* task: ``reconstruction`` (:class:`ReconstructionTask`: the network of ``network`` built through
+  :func:`~dfmvr_core.networks.registry.build_network` + MorphableModel + FaceRenderer, the losses of its kind: DF-MVR's
+  (:mod:`dfmvr_training.step`, optional frozen parser) or a baseline's (:mod:`dfmvr_training.baseline_step`:
+  Deep3DFace's hybrid loss with a skin model and an optional frozen embedder; UH-E2FAR's 3D-supervised shape loss)) or
+  ``parser`` (:class:`~dfmvr_training.parser_training.ParserTask`);
+* baselines: single-image methods (Deep3DFace's R-Net, UH-E2FAR) train on one random view per sample; Deep3DFace's
+  C-Net stage starts from a trained R-Net (``init_checkpoint``), keeps it frozen and trains the C-Net on all views;
 * optimisation: Adam (lr 1e-4), cosine annealing to 0 at the last step (paper V-A), gradient-norm clipping, optional
   CUDA autocast (bf16/fp16, with a gradient scaler for fp16), DDP under ``torchrun``;
 * outputs under ``out_dir`` (rank 0 only)::
@@ -20,6 +24,7 @@
       checkpoints/step_00001000/model.pt            inference checkpoint (save_checkpoint) / parser.pth
       checkpoints/latest.json             pointer to the newest complete checkpoint
       model.pt (or parser.pth)            the final network, what ``dfmvr reconstruct`` / the node loads
+      skin_model.npz                      Deep3DFace only: the skin-colour classifier fitted at the start
 
 Resuming (``resume=True``: the ``latest.json`` checkpoint; or a path) restores the weights, Adam, the scheduler, the
 gradient scaler, every random state and the position in the data order, so the next step's loss equals the one of an
@@ -51,22 +56,31 @@ from dfmvr_core.errors import ConfigError, DfmvrError, ModelFileError
 from dfmvr_core.evaluation import summarize
 from dfmvr_core.geometry.camera import project_points
 from dfmvr_core.geometry.face_crop import CropCamera
-from dfmvr_core.inference import save_checkpoint
+from dfmvr_core.inference import load_checkpoint, save_checkpoint
 from dfmvr_core.inference._common import config_to_dict
-from dfmvr_core.morphable import MorphableModel, load_morphable_model
+from dfmvr_core.morphable import FacePart, MorphableModel, load_morphable_model
 from dfmvr_core.networks.dfmvr_net import DFMVRNet, view_dropout
+from dfmvr_core.networks.registry import DFMVR_KIND, build_network
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
+from dfmvr_training.baseline_step import (
+    BaselineStepResult,
+    Deep3DFaceLoss,
+    SingleImageForward,
+    UHE2FARLoss,
+    choose_single_views,
+)
 from dfmvr_training.data import gt_vertices
 from dfmvr_training.distributed import DistContext, all_gather_objects, resolve_device
 from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
 from dfmvr_training.logging_tb import MetricsLogger, error_grid
+from dfmvr_training.losses import SkinColorModel, load_embedder
 from dfmvr_training.parser_training import ParserTask, load_parser_checkpoint
 from dfmvr_training.step import ReconstructionLoss, decode_prediction, to_device
 from dfmvr_training.train_config import TrainConfig, train_config_to_dict
 from dfmvr_training.train_data import MaskedViews, ResumableSampler, open_datasets
 from dfmvr_training.train_state import capture_rng, read_training_state, restore_rng, write_training_state
 
-__all__ = ["MeshEvaluator", "ReconstructionTask", "Trainer"]
+__all__ = ["MeshEvaluator", "ReconstructionTask", "Trainer", "fit_skin_model", "load_init_checkpoint"]
 
 _STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -126,7 +140,8 @@ class MeshEvaluator:
 
 
 class ReconstructionTask:
-    """``mode: reconstruction``: DFMVRNet trained with the paper's losses (see :mod:`dfmvr_training.step`).
+    """``mode: reconstruction``: the configured network (DF-MVR or a baseline, :func:`build_network`) trained with the
+    losses of its kind (DF-MVR: :mod:`dfmvr_training.step`; baselines: :mod:`dfmvr_training.baseline_step`).
 
     Args:
         config: the run's config.
@@ -134,6 +149,13 @@ class ReconstructionTask:
         crop: the datasets' crop camera (its size must be the network's input size).
         device: training device.
         benchmark: benchmark samples (with ``input_parts``) or None.
+        train_set: the training samples (Deep3DFace without ``skin_model``: the skin classifier is fitted on them).
+        out_dir: where a fitted skin model is saved (None: not saved).
+
+    Attributes:
+        net: the network (what is optimised and saved); ``train_module``: what the step calls and DDP wraps (the
+            network, or its :class:`SingleImageForward` for single-view training).
+        notes: set-up messages for the run's log (initialisation, frozen parts, the skin model).
     """
 
     kind = "reconstruction"
@@ -146,39 +168,79 @@ class ReconstructionTask:
         crop: CropCamera,
         device: torch.device,
         benchmark: Dataset | None = None,
+        train_set: Dataset | None = None,
+        out_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.crop = crop
+        self.device = device
         self.net_config = config.network_definition()
+        self.network_kind = config.network_kind
+        self.notes: list[str] = []
         if self.net_config.input_size != crop.size:
             raise ConfigError(
                 f"network.input_size: {self.net_config.input_size}, but the datasets' crops are {crop.size} px; "
                 "train a network whose input_size equals the crop size"
             )
-        self.net = DFMVRNet(self.net_config, model.coefficient_sizes, model.expression_kind).to(device)
-        weights = config.loss_weights
-        parser = None
-        if weights.mask > 0:
-            assert config.parser_checkpoint is not None  # TrainConfig requires it with mask_loss_source: parser
-            parser = load_parser_checkpoint(config.parser_checkpoint, device, freeze=True).eval()
-        renderer = FaceRenderer(model, FaceRenderConfig(height=crop.size, width=crop.size))
-        self.loss_fn = ReconstructionLoss(model, renderer, weights, crop, parser=parser, amp=config.amp)
+        self.net = build_network(self.net_config, model.coefficient_sizes, model.expression_kind).to(device)
         self.fingerprint: str | None = model.fingerprint()
+        if config.init_checkpoint is not None:
+            self.notes.append(load_init_checkpoint(self.net, config.init_checkpoint, model))
+        if self.network_kind == "deep3dface" and getattr(self.net, "cnet", None) is not None and config.freeze_rnet:
+            self.net.freeze_rnet(True)
+            self.notes.append("C-Net stage: the R-Net is frozen (no gradients, BatchNorm statistics fixed)")
+        self.single_view = config.single_view
+        self.train_module: nn.Module = SingleImageForward(self.net) if self.single_view else self.net
+        renderer = FaceRenderer(model, FaceRenderConfig(height=crop.size, width=crop.size))
+        weights = config.loss_weights
+        if self.network_kind == DFMVR_KIND:
+            parser = None
+            if weights.mask > 0:
+                assert config.parser_checkpoint is not None  # TrainConfig requires it with mask_loss_source: parser
+                parser = load_parser_checkpoint(config.parser_checkpoint, device, freeze=True).eval()
+            self.loss_fn: Any = ReconstructionLoss(model, renderer, weights, crop, parser=parser, amp=config.amp)
+        elif self.network_kind == "deep3dface":
+            embedder = None
+            if config.perception_embedder is not None:
+                embedder = load_embedder(config.perception_embedder, device)
+            skin = self._skin_model(train_set, out_dir)
+            self.loss_fn = Deep3DFaceLoss(
+                model, renderer, weights, crop, skin, embedder, amp=config.amp, single_view=self.single_view
+            )
+        else:
+            self.loss_fn = UHE2FARLoss(model, renderer, weights, crop, amp=config.amp, single_view=self.single_view)
         self.evaluator = (
             MeshEvaluator(benchmark, model, crop, config.eval_samples, config.batch_size)
             if benchmark is not None
             else None
         )
 
+    def _skin_model(self, train_set: Dataset | None, out_dir: Path | None) -> SkinColorModel:
+        config = self.config
+        if config.skin_model is not None:
+            self.notes.append(f"skin model: {config.skin_model}")
+            return SkinColorModel.load(config.skin_model)
+        if train_set is None:
+            raise ConfigError("skin_model: null needs the training set to fit the skin-colour classifier on")
+        skin, used = fit_skin_model(train_set, config.skin_fit_samples, progress=config.progress)
+        message = f"skin model: fitted on the part labels of {used} training samples"
+        if out_dir is not None:
+            path = skin.save(out_dir / "skin_model.npz")
+            message += f", saved as {path}"
+        self.notes.append(message)
+        return skin
+
     def network_description(self) -> dict[str, Any]:
-        return {"kind": "dfmvr", **config_to_dict(self.net_config)}
+        return config_to_dict(self.net_config)
 
     def loss(
         self, module: nn.Module, batch: Mapping[str, Tensor], epoch: int, generator: torch.Generator
     ) -> tuple[Tensor, dict[str, Any], Any]:
         valid = batch["valid"]
-        if self.config.view_dropout:
+        if self.single_view:
+            used = choose_single_views(valid.cpu(), generator).to(valid.device)
+        elif self.network_kind == DFMVR_KIND and self.config.view_dropout:
             used = view_dropout(valid.cpu(), generator, self.net_config.view_dropout).to(valid.device)
         else:
             used = valid
@@ -188,6 +250,8 @@ class ReconstructionTask:
             "raw": result.raw,
             "views_used": used.float().sum(1).mean(),
         }
+        if isinstance(result, BaselineStepResult) and result.preview is not None:
+            return result.total, scalars, result.preview
 
         first_rgb, first_mask = result.rendering.rgb[0].detach(), result.rendering.face_mask[0]
         first_input = batch["images"][0].movedim(1, -1)
@@ -202,6 +266,91 @@ class ReconstructionTask:
 
     def export(self, path: Path, extra: Mapping[str, Any]) -> Path:
         return save_checkpoint(path, self.net, model_fingerprint=self.fingerprint, extra=dict(extra))
+
+
+SKIN_PIXEL_PARTS = (FacePart.SKIN, FacePart.NOSE)
+"""Part labels whose pixels are skin examples when fitting the skin-colour classifier (every other pixel, including
+the background, eyes, brows and lips, is a non-skin example; ears and neck are labelled OTHER like the background,
+a small bias the classifier tolerates)."""
+
+
+def fit_skin_model(dataset: Dataset, count: int, *, progress: bool = False) -> tuple[SkinColorModel, int]:
+    """Fit Deep3DFace's skin-colour classifier on the first ``count`` samples with ground-truth part labels.
+
+    Args:
+        dataset: training samples with ``images`` (V, 3, S, S) and ``parts`` (V, S, S) :class:`FacePart` labels;
+            samples with ``has_3d`` False (real triplets: their parts are not ground truth) are skipped.
+        count: samples to use (fewer when the dataset is smaller).
+
+    Returns:
+        ``(model, samples used)``.
+
+    Raises:
+        ConfigError: no usable sample.
+    """
+    total = len(dataset)  # type: ignore[arg-type]
+    skin_values = torch.tensor([int(p) for p in SKIN_PIXEL_PARTS])
+
+    used = [0]
+
+    def pairs() -> Any:
+        for index in tqdm(range(total), desc="fitting the skin model", disable=not progress, leave=False):
+            if used[0] >= count:
+                break
+            sample = dataset[index]
+            if "has_3d" in sample and not bool(sample["has_3d"]):
+                continue
+            used[0] += 1
+            yield sample["images"].movedim(1, -1), torch.isin(sample["parts"], skin_values)
+
+    try:
+        return SkinColorModel.fit_batches(pairs()), used[0]
+    except DfmvrError as exc:
+        raise ConfigError(
+            f"skin_model: could not fit the skin-colour classifier on the training set ({exc}); give a skin_model file"
+        ) from None
+
+
+def load_init_checkpoint(net: nn.Module, path: Path, model: MorphableModel) -> str:
+    """Initialise ``net`` from a network checkpoint (``init_checkpoint``), e.g. a trained R-Net for the C-Net stage.
+
+    Every tensor of the checkpoint must exist in ``net`` with the same shape; ``net``'s tensors that the checkpoint
+    lacks keep their fresh initialisation (the C-Net when starting from a ``deep3dface`` R-Net checkpoint). The
+    checkpoint must be for ``model`` (fingerprint) and of the same network kind.
+
+    Returns:
+        A note for the log (what was loaded, what stays fresh).
+
+    Raises:
+        ModelFileError: unreadable or invalid checkpoint, another morphable model.
+        ConfigError: another network kind, checkpoint tensors that ``net`` lacks or whose shapes differ.
+    """
+    checkpoint = load_checkpoint(
+        path,
+        kind=getattr(net, "kind", DFMVR_KIND),
+        sizes=model.coefficient_sizes,
+        expression_kind=model.expression_kind,
+        model_fingerprint=model.fingerprint(),
+    )
+    own = net.state_dict()
+    unexpected = sorted(set(checkpoint.state_dict) - set(own))
+    if unexpected:
+        raise ConfigError(
+            f"init_checkpoint: {path} holds {len(unexpected)} tensors this network lacks (e.g. {unexpected[0]!r}); "
+            "it is a checkpoint of another architecture"
+        )
+    mismatched = [k for k, v in checkpoint.state_dict.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if mismatched:
+        k = mismatched[0]
+        raise ConfigError(
+            f"init_checkpoint: {path}: {k!r} has shape {tuple(checkpoint.state_dict[k].shape)}, this network "
+            f"{tuple(own[k].shape)} (another backbone depth or width?)"
+        )
+    net.load_state_dict(checkpoint.state_dict, strict=False)
+    fresh = sorted({k.split(".")[0] for k in set(own) - set(checkpoint.state_dict)})
+    return f"initialised from {path} ({checkpoint.config.name}, {len(checkpoint.state_dict)} tensors)" + (
+        f"; fresh: {', '.join(fresh)}" if fresh else ""
+    )
 
 
 def _floats(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -270,12 +419,13 @@ class Trainer:
         if config.mode == "parser":
             self.task: Any = ParserTask(self.device, config.amp, benchmark, config.eval_samples, config.batch_size)
         else:
-            self.task = ReconstructionTask(config, model, crop, self.device, benchmark)
+            out_dir = self.out_dir if self.dist.is_main else None
+            self.task = ReconstructionTask(config, model, crop, self.device, benchmark, self.train_set, out_dir)
         self.net: nn.Module = self.task.net
-        self.module: nn.Module = self.net
+        self.module: nn.Module = getattr(self.task, "train_module", self.net)
         if self.dist.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.module = DistributedDataParallel(self.net, device_ids=device_ids)
+            self.module = DistributedDataParallel(self.module, device_ids=device_ids)
 
         self.sampler = ResumableSampler(self.train_set, self.dist.world_size, self.dist.rank, config.seed)
         self.steps_per_epoch = self.sampler.num_samples // config.batch_size
@@ -305,6 +455,8 @@ class Trainer:
         self.last_eval: dict[str, Any] = {}
         self._preview: Any = None
         self._last_checkpoint_step = -1
+        self._seconds_before = 0.0  # fit() wall time of earlier (resumed) runs
+        self._fit_started: float | None = None
 
         resumed_from = None
         if resume:
@@ -332,10 +484,13 @@ class Trainer:
                     "loss_weights": dataclasses.asdict(config.loss_weights),
                 }
             )
-            reason = config.mask_loss_disabled_reason if config.mode == "reconstruction" else None
-            if reason:
-                self.logger.write({"kind": "info", "step": self.step, "message": reason})
-                print(f"dfmvr train: note: {reason}", file=sys.stderr)
+            notes = list(getattr(self.task, "notes", []))
+            if config.mode == "reconstruction":
+                notes += [config.mask_loss_disabled_reason, config.perception_loss_disabled_reason]
+            for note in notes:
+                if note:
+                    self.logger.write({"kind": "info", "step": self.step, "message": note})
+                    print(f"dfmvr train: note: {note}", file=sys.stderr)
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _lr_factor(self, step: int) -> float:
@@ -401,6 +556,9 @@ class Trainer:
             raise ModelFileError(f"{path}: invalid random-state entry ({exc})") from None
         self.step = int(state["step"])
         self._last_checkpoint_step = self.step
+        extra = state.get("extra")
+        seconds = extra.get("train_seconds", 0.0) if isinstance(extra, Mapping) else 0.0
+        self._seconds_before = float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0
         return path
 
     # ------------------------------------------------------------------------------------------------ steps
@@ -477,7 +635,7 @@ class Trainer:
             scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {},
             rng=rng,
-            extra={"epoch": self.epoch, "last_eval": self.last_eval},
+            extra={"epoch": self.epoch, "last_eval": self.last_eval, "train_seconds": self.train_seconds},
         )
         self.task.export(folder / self.task.export_name, self._export_extra())
         write_json_atomic(
@@ -492,9 +650,18 @@ class Trainer:
         self._prune_checkpoints()
         return folder
 
+    @property
+    def train_seconds(self) -> float:
+        """Wall time spent in :meth:`fit` so far, over every resumed run (seconds): the training budget."""
+        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return round(self._seconds_before + running, 1)
+
     def _export_extra(self) -> dict[str, Any]:
         return {
             "step": self.step,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
+            "train_seconds": self.train_seconds,
             "epoch": self.epoch,
             "train_config": train_config_to_dict(self.config),
             "crop_camera": dataclasses.asdict(self.crop),
@@ -519,6 +686,7 @@ class Trainer:
         show = config.progress and self.dist.is_main
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"dfmvr train ({config.mode})", disable=not show)
         start_step, start_time = self.step, time.perf_counter()
+        self._fit_started = start_time
         window_step, window_time = self.step, start_time
         try:
             while self.step < self.total_steps:

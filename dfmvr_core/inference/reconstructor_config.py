@@ -11,6 +11,7 @@ from typing import Any
 from dfmvr_core.config import from_mapping, load_yaml
 from dfmvr_core.errors import ConfigError
 from dfmvr_core.geometry.face_crop import CropCamera
+from dfmvr_core.inference.default_model import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 __all__ = [
     "BACKENDS",
@@ -38,9 +39,11 @@ class ReconstructorConfig:
 
     Attributes:
         morphable_model: the morphable model file (``.npz``, BFM ``.mat`` or an ICT folder); required.
-        network: ``"small"``, ``"paper"`` or a network YAML path (must match the checkpoint).
-        checkpoint: trained weights; None runs freshly initialised weights (meaningless output, tests only; a
-            warning is logged).
+        network: ``"small"``, ``"paper"``, a baseline (``"deep3dface"``, ``"deep3dface_cnet"``, ``"uh_e2far"``) or a
+            network YAML path (DF-MVR or baseline, :func:`~dfmvr_core.networks.registry.load_any_network_config`);
+            must match the checkpoint (its network kind included).
+        checkpoint: trained weights; ``"default"``: the embedded default model (:mod:`.default_model`); None runs
+            freshly initialised weights (meaningless output, tests only; a warning is logged).
         backend: ``torch`` (CPU/CUDA), ``onnxruntime`` (CPU, CUDA provider if present) or ``tensorrt`` (CUDA).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``; ``fp16``/``tf32`` only on CUDA (torch autocast, TensorRT builder flags).
@@ -79,6 +82,8 @@ class ReconstructorConfig:
     cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
+        if self.checkpoint is not None and str(self.checkpoint) == DEFAULT_CHECKPOINT:
+            object.__setattr__(self, "checkpoint", resolve_checkpoint(DEFAULT_CHECKPOINT))
         for name, allowed in (
             ("backend", BACKENDS),
             ("precision", PRECISIONS),

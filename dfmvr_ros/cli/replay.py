@@ -53,6 +53,10 @@ def _summary(report: Any) -> list[str]:
             lines.append(f"RMSE {rmse['mean']:.3f} ± {rmse['std']:.3f} mm over {rmse['count']} sets")
         lines.append(f"head pose error: position {pos['mean']:.1f} mm, rotation {rot['mean']:.2f} deg (mean)")
     lines.append(f"wrote {data['output_bag']} and {report.report_path}")
+    if data.get("meshes"):
+        lines.append(f"meshes: {len(data['meshes'])} PLY files in {Path(report.report_path).parent / 'meshes'}")
+    if data.get("overlays"):
+        lines.append(f"overlays: {len(data['overlays'])} PNG files in {Path(report.report_path).parent / 'overlays'}")
     for warning in data["warnings"]:
         lines.append(f"warning: {warning}")
     return lines

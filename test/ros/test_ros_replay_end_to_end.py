@@ -22,6 +22,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+import trimesh
 from replay_test_helpers import HUMBLE_BAG, JAZZY_BAG, SIZE, generated_bag, node_config, use_zero_backend
 
 from dfmvr_core.cli.main import main
@@ -183,6 +184,11 @@ def test_overlays_every_k_sets(humble_replay):
     stamps = [s["stamp_ns"] for s in report.data["per_set"]]
     assert files == [f"{i:06d}_{stamps[i]}.png" for i in (0, 2, 4)]
     assert report.data["overlays"] == [f"overlays/{name}" for name in files]
+    meshes = [name.replace(".png", ".ply") for name in files]
+    assert report.data["meshes"] == [f"meshes/{name}" for name in meshes]
+    mesh = trimesh.load(out / "meshes" / meshes[0], process=False)
+    assert mesh.vertices.shape[1] == 3 and len(mesh.faces) > 0
+    assert np.isfinite(mesh.vertices).all() and 0.2 < float(np.median(mesh.vertices[:, 2])) < 3.0  # metres ahead
     picture = cv2.imread(str(out / "overlays" / files[1]))
     width, height = SIZE
     assert picture.shape[0] == height and picture.shape[1] >= 3 * width

@@ -43,6 +43,12 @@ def test_train_trainer_resume_reproduces_next_step_loss(uninterrupted, data, tmp
     assert resumed.losses == pytest.approx(full.losses[3:], abs=1e-6)  # steps 4 (epoch 0, batch 3) and 5 (epoch 1)
     final_full, final_resumed = full.net.state_dict(), resumed.net.state_dict()
     assert all(torch.allclose(final_full[k], final_resumed[k], atol=1e-6) for k in final_full)
+    # The training budget carries over: the exported model's wall time counts the run before the kill too.
+    state = read_training_state(out / "checkpoints" / "step_00000003" / "training_state.pt")
+    before = state["extra"]["train_seconds"]
+    extra = torch.load(out / "model.pt", weights_only=True)["extra"]
+    assert before > 0 and extra["train_seconds"] >= before
+    assert extra["device"] == "cpu" and extra["world_size"] == 1 and extra["step"] == 5
 
 
 def test_train_trainer_training_state_is_weights_only(uninterrupted):
