@@ -114,10 +114,18 @@ class MeshEvaluator:
         was_training = net.training
         net.eval()
         device = self.model.device
-        predictions, lm_errors = [], []
+        predictions, lm_errors, kept = [], [], []
         for start in range(0, len(self.samples), self.batch_size):
             batch = to_device(default_collate(self.samples[start : start + self.batch_size]), device)
             out = {k: v.float() for k, v in net(batch["images"], batch["input_parts"], batch["valid"]).items()}
+            # A diverged network (e.g. exploding BatchNorm statistics) gives NaN/inf: those samples are counted as
+            # non-finite instead of stopping the run in the pose conversion.
+            finite = torch.stack([torch.isfinite(v.flatten(1)).all(1) for v in out.values()]).all(0)
+            kept += (torch.nonzero(finite).flatten() + start).tolist()
+            if not bool(finite.any()):
+                continue
+            out = {k: v[finite] for k, v in out.items()}
+            batch = {k: v[finite] for k, v in batch.items() if isinstance(v, torch.Tensor) and len(v) == len(finite)}
             vertices, _, vertices_cam = decode_prediction(self.model, out, batch["K_crop"], self.crop)
             predictions.append(vertices.cpu().double())
             lm = project_points(self.model.landmarks(vertices_cam.flatten(0, 1)), batch["K_crop"].flatten(0, 1))
@@ -125,11 +133,25 @@ class MeshEvaluator:
             visible = batch["visibility"].flatten(0, 1)
             lm_errors.append(distance[visible].cpu())
         net.train(was_training)
-        metrics = summarize(evaluate_meshes(torch.cat(predictions), self.gt, self.faces, indices=self.indices))
         if self.baseline is None:
             self.baseline = summarize(mean_face_baseline(self.model, self.gt))
+        nonfinite = len(self.samples) - len(kept)
+        if not kept:
+            nan = float("nan")
+            return {
+                "count": 0,
+                "nonfinite": nonfinite,
+                "rmse_mm_mean": nan,
+                "rmse_mm_std": nan,
+                "scan_to_mesh_mm_mean": nan,
+                "baseline_rmse_mm_mean": self.baseline["rmse_mm"]["mean"],
+                "baseline_rmse_mm_std": self.baseline["rmse_mm"]["std"],
+                "landmark_2d_px": nan,
+            }
+        metrics = summarize(evaluate_meshes(torch.cat(predictions), self.gt[kept], self.faces, indices=self.indices))
         return {
             "count": metrics["count"],
+            "nonfinite": nonfinite,
             "rmse_mm_mean": metrics["rmse_mm"]["mean"],
             "rmse_mm_std": metrics["rmse_mm"]["std"],
             "scan_to_mesh_mm_mean": metrics["scan_to_mesh_mm"]["mean"],

@@ -16,20 +16,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dfmvr_core.errors import ConfigError, ShapeError
+from dfmvr_core.errors import ConfigError
 from dfmvr_core.morphable.lighting import AMBIENT_DC, SH_COEFFICIENTS
 from dfmvr_core.morphable.model import POSE_COEFFICIENTS, CoefficientSizes
 from dfmvr_core.networks.baseline_config import BaselineNetworkConfig
 from dfmvr_core.networks.dfmvr_net import (
     FLAT_ORDER,
-    _check_same_batch,
     _value_checks_enabled,
+    check_images_and_valid,
     check_input_values,
     split_flat,
 )
 from dfmvr_core.networks.face_parser import IMAGENET_MEAN, IMAGENET_STD
 from dfmvr_core.networks.heads import EXPRESSION_KINDS, LIGHTING_DC_INDICES
-from dfmvr_core.validation import check_shape
 
 __all__ = ["AGGREGATED", "BaselineNet", "ImageNetNormalize", "weighted_view_mean"]
 
@@ -124,21 +123,7 @@ class BaselineNet(nn.Module):
     def _validate(self, images: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """Check ``images`` / ``valid`` like :meth:`DFMVRNet.forward`; returns ``valid`` (all True when None)."""
         v, s = self.views, self.config.input_size
-        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-            raise ShapeError(
-                f"images: expected a float tensor (B, {v}, 3, {s}, {s}) of RGB in [0, 1], "
-                f"got {getattr(images, 'dtype', type(images).__name__)}"
-            )
-        check_shape("images", images, ("B", v, 3, s, s))
-        if valid is None:
-            valid = torch.ones(images.shape[:2], dtype=torch.bool, device=images.device)
-        else:
-            if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
-                raise ShapeError(
-                    f"valid: expected a bool tensor (B, {v}), got {getattr(valid, 'dtype', type(valid).__name__)}"
-                )
-            check_shape("valid", valid, ("B", v))
-            _check_same_batch(images, "valid", valid)
+        valid = check_images_and_valid(images, valid, v, s)
         if _value_checks_enabled(images):
             check_input_values(images, None, valid, v, s)
         return valid

@@ -275,6 +275,29 @@ def check_input_values(
             )
 
 
+def check_images_and_valid(images: torch.Tensor, valid: torch.Tensor | None, views: int, size: int) -> torch.Tensor:
+    """Check a network's ``images`` (B, views, 3, size, size) float and ``valid`` (B, views) bool inputs (types and
+    shapes); returns ``valid``, all True when None. Shared by every reconstruction network's ``forward``.
+
+    Raises:
+        ShapeError: naming the argument, the expected and the actual type or shape.
+    """
+    v, s = views, size
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise ShapeError(
+            f"images: expected a float tensor (B, {v}, 3, {s}, {s}) of RGB in [0, 1], "
+            f"got {getattr(images, 'dtype', type(images).__name__)}"
+        )
+    check_shape("images", images, ("B", v, 3, s, s))
+    if valid is None:
+        return torch.ones(images.shape[:2], dtype=torch.bool, device=images.device)
+    if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
+        raise ShapeError(f"valid: expected a bool tensor (B, {v}), got {getattr(valid, 'dtype', type(valid).__name__)}")
+    check_shape("valid", valid, ("B", v))
+    _check_same_batch(images, "valid", valid)
+    return valid
+
+
 class DFMVRNet(nn.Module):
     """DF-MVR reconstruction network (fusion + regressor + heads); see the module docstring for the I/O contract.
 
@@ -328,21 +351,7 @@ class DFMVRNet(nn.Module):
         self, images: torch.Tensor, masks: torch.Tensor | None, valid: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         v, s = self.views, self.config.input_size
-        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-            raise ShapeError(
-                f"images: expected a float tensor (B, {v}, 3, {s}, {s}) of RGB in [0, 1], "
-                f"got {getattr(images, 'dtype', type(images).__name__)}"
-            )
-        check_shape("images", images, ("B", v, 3, s, s))
-        if valid is None:
-            valid = torch.ones(images.shape[:2], dtype=torch.bool, device=images.device)
-        else:
-            if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool:
-                raise ShapeError(
-                    f"valid: expected a bool tensor (B, {v}), got {getattr(valid, 'dtype', type(valid).__name__)}"
-                )
-            check_shape("valid", valid, ("B", v))
-            _check_same_batch(images, "valid", valid)
+        valid = check_images_and_valid(images, valid, v, s)
         if self.config.mask_input == "none":
             masks = None
         else:

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from dfmvr_core.synthesis import load_scene_config
 from dfmvr_training.data import make_dataset
 from dfmvr_training.train_config import TrainConfig, load_train_config
@@ -40,3 +42,14 @@ def smoke_config(data: dict[str, Path], out_dir: Path, **overrides: Any) -> Trai
         "out_dir": str(out_dir),
     }
     return load_train_config(SMOKE_CONFIG, {**base, **overrides})
+
+
+class Oracle(torch.nn.Module):
+    """Stands in for a multi-view network in loss tests: returns the given coefficients whatever the input."""
+
+    def __init__(self, out: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.out = out
+
+    def forward(self, images: Any, masks: Any, valid: Any) -> dict[str, torch.Tensor]:
+        return self.out

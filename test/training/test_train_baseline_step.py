@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 import torch
 from _baseline_testlib import TinyEmbedder
-from _trainer_testlib import tiny_datasets
+from _trainer_testlib import Oracle, tiny_datasets
 from torch.utils.data import default_collate
 
 from dfmvr_core.errors import ConfigError, ShapeError
@@ -29,17 +29,6 @@ from dfmvr_training.baseline_step import (
 from dfmvr_training.data import SyntheticMultiViewDataset
 from dfmvr_training.losses import DEEP3DFACE_WEIGHTS, UH_E2FAR_WEIGHTS, SkinColorModel
 from dfmvr_training.losses.deep3dface import freeze_embedder
-
-
-class _Oracle(torch.nn.Module):
-    """Multi-view stand-in: returns given coefficients whatever the input."""
-
-    def __init__(self, out):
-        super().__init__()
-        self.out = out
-
-    def forward(self, images, masks, valid):
-        return self.out
 
 
 class _SingleOracle(torch.nn.Module):
@@ -85,7 +74,7 @@ def test_train_baseline_step_deep3dface_ground_truth_all_views(setup):
     torch.manual_seed(0)
     loss = _deep3dface(setup, single_view=False, embedder=freeze_embedder(TinyEmbedder()))
     batch = setup["batch"]
-    result = loss(_Oracle(setup["truth"]), batch, batch["valid"], epoch=0)
+    result = loss(Oracle(setup["truth"]), batch, batch["valid"], epoch=0)
     assert isinstance(result, BaselineStepResult) and result.rendering.rgb.shape[:2] == (2, 3)
     assert float(result.raw["landmark"]) < 1e-4  # squared pixels
     assert float(result.raw["photo"]) < 0.03 and float(result.raw["perception"]) < 0.05
@@ -120,7 +109,7 @@ def test_train_baseline_step_uh_e2far_ground_truth_and_missing_3d(setup):
     model, batch, truth = setup["model"], setup["batch"], setup["truth"]
     full = {**truth, "identity": batch["gt_identity_full"], "expression": batch["gt_expression_full"]}
     loss = UHE2FARLoss(model, setup["renderer"], UH_E2FAR_WEIGHTS, setup["crop"], single_view=False)
-    result = loss(_Oracle(full), batch, batch["valid"], epoch=0)
+    result = loss(Oracle(full), batch, batch["valid"], epoch=0)
     assert result.rendering is None and set(result.terms) == {"neutral", "expression", "landmark"}
     assert float(result.raw["neutral"]) < 1e-6 and float(result.raw["expression"]) < 1e-6  # metres
     assert float(result.raw["landmark"]) < 1e-3
@@ -130,12 +119,12 @@ def test_train_baseline_step_uh_e2far_ground_truth_and_missing_3d(setup):
         "identity": torch.zeros_like(full["identity"]),
         "expression": torch.zeros_like(full["expression"]),
     }
-    assert float(loss(_Oracle(mean_face), batch, batch["valid"], 0).raw["neutral"]) > 1e-4
+    assert float(loss(Oracle(mean_face), batch, batch["valid"], 0).raw["neutral"]) > 1e-4
     no_3d = {**batch, "has_3d": torch.tensor([False, False])}
-    masked = loss(_Oracle(mean_face), no_3d, batch["valid"], 0)
+    masked = loss(Oracle(mean_face), no_3d, batch["valid"], 0)
     assert float(masked.raw["neutral"]) == 0.0 and float(masked.raw["expression"]) == 0.0
     real_only = {k: v for k, v in batch.items() if not k.startswith("gt_")}
-    assert float(loss(_Oracle(mean_face), real_only, batch["valid"], 0).raw["neutral"]) == 0.0
+    assert float(loss(Oracle(mean_face), real_only, batch["valid"], 0).raw["neutral"]) == 0.0
     single = UHE2FARLoss(model, setup["renderer"], UH_E2FAR_WEIGHTS, setup["crop"], single_view=True)
     used = torch.zeros(2, 3, dtype=torch.bool)
     used[:, 0] = True

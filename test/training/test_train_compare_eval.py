@@ -133,6 +133,7 @@ def _baseline_checkpoint(path, ict_model, **config):
 def test_failing_entries_are_marked_and_named_and_baselines_are_rows(setup, tmp_path, ict_model, capsys):
     cnet = _baseline_checkpoint(tmp_path / "cnet.pt", ict_model, name="d3d-cnet", kind="deep3dface", aggregation="cnet")
     uh = _baseline_checkpoint(tmp_path / "uh.pt", ict_model, name="uh", kind="uh_e2far")
+    rnet = _baseline_checkpoint(tmp_path / "rnet.pt", ict_model, name="d3d", kind="deep3dface")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
     other_model = save_checkpoint(tmp_path / "other.pt", setup["net"], model_fingerprint="0123456789abcdef")
@@ -152,7 +153,8 @@ def test_failing_entries_are_marked_and_named_and_baselines_are_rows(setup, tmp_
     out = tmp_path / "out"
     argv = ["eval", "--compare", str(spec_file), "--out", str(out), "--samples", "1", "--no-mean-face", "--quiet"]
     argv += ["--entry", f"corrupt={corrupt}", "--entry", f"other model={other_model}:left,right"]
-    argv += ["--entry", f"Deep3DFace C-Net={cnet}", "--entry", f"UH-E2FAR={uh}:front"]
+    argv += ["--entry", f"Deep3DFace={rnet}:front", "--entry", f"Deep3DFace C-Net={cnet}"]
+    argv += ["--entry", f"UH-E2FAR={uh}:front"]
     assert cli_main.main(argv) == 1  # finished, with failures
     captured = capsys.readouterr()
     err = captured.err
@@ -161,7 +163,7 @@ def test_failing_entries_are_marked_and_named_and_baselines_are_rows(setup, tmp_
     assert "entry 'other model' failed" in captured.err and "fingerprint" in captured.err
     result = json.loads((out / "comparison.json").read_text())
     assert result["count"] == 1 and result["failed"] == ["missing", "corrupt", "other model"]
-    labels = ["good", "missing", "corrupt", "other model", "Deep3DFace C-Net", "UH-E2FAR"]
+    labels = ["good", "missing", "corrupt", "other model", "Deep3DFace", "Deep3DFace C-Net", "UH-E2FAR"]
     assert [row["label"] for row in result["entries"]] == labels
     assert result["entries"][3]["views"] == ["left", "right"]
     rows = {row["label"]: row for row in result["entries"]}
@@ -173,6 +175,7 @@ def test_failing_entries_are_marked_and_named_and_baselines_are_rows(setup, tmp_
     assert "| missing | n/a | left, front, right (3) | **failed** |" in table and "- corrupt: ModelFileError" in table
     assert "| good | smoke (dfmvr) | front (1) |" in table and not (out / "entries" / "missing").exists()
     assert "| Deep3DFace C-Net | d3d-cnet (deep3dface) | left, front, right (3) |" in table
+    assert "| Deep3DFace | d3d (deep3dface) | front (1) |" in table
     assert "| UH-E2FAR | uh (uh_e2far) | front (1) |" in table and "| 60 × 1 | 60 |" in table
 
     # fail_fast: the first failing entry stops the run, named (the good entry resumes)

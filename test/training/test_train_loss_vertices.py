@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from _trainer_testlib import tiny_datasets
+from _trainer_testlib import Oracle, tiny_datasets
 from torch.utils.data import default_collate
 
 from dfmvr_core.errors import ShapeError
@@ -63,15 +63,6 @@ def test_front_face_region_is_the_evaluated_sphere_around_the_nose(ict_model):
     assert 0 < int(region.sum()) < ict_model.num_vertices
 
 
-class _Oracle(torch.nn.Module):
-    def __init__(self, out: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.out = out
-
-    def forward(self, images, masks, valid):
-        return self.out
-
-
 def test_step_vertex_term_vanishes_for_the_truth_and_grows_with_identity_error(tmp_path_factory, ict_npz, ict_model):
     data = tiny_datasets(tmp_path_factory, ict_npz)
     dataset = SyntheticMultiViewDataset(data["train"], coefficient_sizes=ict_model.coefficient_sizes)
@@ -88,10 +79,10 @@ def test_step_vertex_term_vanishes_for_the_truth_and_grows_with_identity_error(t
         "lighting": batch["gt_lighting"],
         "pose": batch["pose_label"],
     }
-    exact = loss(_Oracle(truth), batch, batch["valid"], epoch=0)
+    exact = loss(Oracle(truth), batch, batch["valid"], epoch=0)
     assert float(exact.raw["vertex"]) < 1e-5  # metres
-    wrong = loss(_Oracle({**truth, "identity": torch.zeros_like(truth["identity"])}), batch, batch["valid"], epoch=0)
+    wrong = loss(Oracle({**truth, "identity": torch.zeros_like(truth["identity"])}), batch, batch["valid"], epoch=0)
     assert float(wrong.raw["vertex"]) > 5e-4  # the mean identity is millimetres off
     assert float(wrong.terms["vertex"]) == pytest.approx(float(wrong.raw["vertex"]) / weights.landmark_3d_unit_m)
-    no_3d = loss(_Oracle(truth), {**batch, "has_3d": torch.tensor([False, False])}, batch["valid"], epoch=0)
+    no_3d = loss(Oracle(truth), {**batch, "has_3d": torch.tensor([False, False])}, batch["valid"], epoch=0)
     assert float(no_3d.raw["vertex"]) == 0.0

@@ -63,6 +63,20 @@ def test_train_trainer_evaluates_rmse_and_baseline(smoke_run):
     assert records and records[-1]["step"] == 30 and records[-1]["rmse_mm_mean"] == evaluation["rmse_mm_mean"]
 
 
+def test_train_trainer_evaluation_counts_diverged_predictions_instead_of_crashing(smoke_run):
+    trainer = smoke_run["trainer"]
+    state = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    try:
+        running_mean = next(k for k in state if k.endswith("running_mean"))
+        trainer.net.state_dict()[running_mean].fill_(float("nan"))  # diverged BatchNorm statistics: NaN in eval mode
+        evaluation = trainer.evaluate()
+    finally:
+        trainer.net.load_state_dict(state)
+    assert evaluation["nonfinite"] == 2 and evaluation["count"] == 0 and np.isnan(evaluation["rmse_mm_mean"])
+    assert np.isfinite(evaluation["baseline_rmse_mm_mean"])
+    assert trainer.evaluate()["nonfinite"] == 0  # restored weights evaluate normally
+
+
 def test_train_trainer_outputs_and_inference_checkpoint(smoke_run, ict_npz):
     out = smoke_run["out"]
     records = _records(out / "metrics.jsonl")

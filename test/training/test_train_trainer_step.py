@@ -8,24 +8,13 @@ import dataclasses
 
 import pytest
 import torch
-from _trainer_testlib import tiny_datasets
+from _trainer_testlib import Oracle, tiny_datasets
 from torch.utils.data import default_collate
 
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
 from dfmvr_training.data import SyntheticMultiViewDataset
 from dfmvr_training.losses import PAPER_WEIGHTS
 from dfmvr_training.step import ReconstructionLoss
-
-
-class _Oracle(torch.nn.Module):
-    """Stands in for the network: returns given coefficients whatever the input."""
-
-    def __init__(self, out: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.out = out
-
-    def forward(self, images, masks, valid):
-        return self.out
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +39,7 @@ def setup(tmp_path_factory, ict_npz, ict_model):
 
 def test_train_trainer_step_ground_truth_reproduces_the_crops(setup):
     batch, loss, truth = setup
-    result = loss(_Oracle(truth), batch, batch["valid"], epoch=0)
+    result = loss(Oracle(truth), batch, batch["valid"], epoch=0)
     rendering = result.rendering
     error = torch.linalg.vector_norm(rendering.landmarks - batch["landmarks"], dim=-1)[batch["visibility"]]
     assert float(error.max()) < 1e-3  # pixels
@@ -65,11 +54,11 @@ def test_train_trainer_step_zero_pose_is_penalised_and_differentiable(setup):
     batch, loss, truth = setup
     guess = {k: v.clone().requires_grad_() for k, v in truth.items()}
     guess["pose"] = torch.zeros_like(truth["pose"], requires_grad=True)
-    result = loss(_Oracle(guess), batch, batch["valid"], epoch=0)
+    result = loss(Oracle(guess), batch, batch["valid"], epoch=0)
     assert float(result.raw["landmark_2d"]) > 10  # weighted pixels: the side views face the camera at 45°
     result.total.backward()
     assert guess["pose"].grad is not None and float(guess["pose"].grad.abs().sum()) > 0
     only_front = batch["valid"].clone()
     only_front[:, [0, 2]] = False
-    front = loss(_Oracle(guess), batch, only_front, epoch=0)
+    front = loss(Oracle(guess), batch, only_front, epoch=0)
     assert float(front.raw["landmark_2d"]) < float(result.raw["landmark_2d"])  # dropped views are not counted
