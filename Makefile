@@ -7,7 +7,7 @@ SHARED_DATA ?= $(abspath ../shared/data)
 ICT_MODEL ?= $(SHARED_DATA)/ict_facekit/ict_face_full_fp32.npz
 DEMO_OUT ?= out/demo
 
-.PHONY: venv test demo demo-replay lint lint-ros clean
+.PHONY: venv test demo demo-preview lint lint-ros clean
 
 venv: $(STAMP)
 
@@ -30,23 +30,23 @@ test: $(STAMP)
 lint-ros:
 	tools/run_ament_lint.sh
 
-demo: $(STAMP)
-	$(BIN)/dfmvr assets info $(ICT_MODEL)
-	$(BIN)/dfmvr assets preview $(ICT_MODEL) --rig config/rig.yaml -o $(DEMO_OUT)
-
-# The main job on a trained checkpoint: a synthetic three-camera bag (dfmvr make-bag) replayed through the
-# reconstruction pipeline (dfmvr replay), which prints the RMSE against the bag's ground truth and where the output
-# bag, report.json, meshes and overlays are. No trained default model ships yet (README "The default model"), so
-# DEMO_CHECKPOINT is required: a dfmvr train model.pt, or "default" once the embedded model exists.
-DEMO_CHECKPOINT ?=
+# The main job on the embedded default model (README "The default model"): a synthetic three-camera bag with ground
+# truth (dfmvr make-bag) replayed through the reconstruction pipeline (dfmvr replay), which prints the RMSE against
+# the bag's ground truth next to the mean face's and where the output bag, report.json, meshes and overlays are.
+# DEMO_CHECKPOINT=path/to/model.pt runs another trained checkpoint instead.
+DEMO_CHECKPOINT ?= default
 DEMO_FRAMES ?= 30
 
-demo-replay: $(STAMP)
-	@test -n "$(DEMO_CHECKPOINT)" || { echo "demo-replay: set DEMO_CHECKPOINT=path/to/model.pt (a trained dfmvr checkpoint)"; exit 2; }
+demo: $(STAMP)
 	$(BIN)/dfmvr make-bag -o $(DEMO_OUT)/bag --model $(ICT_MODEL) --frames $(DEMO_FRAMES) --fps 15 --seed 7 --overwrite --quiet
 	$(BIN)/dfmvr replay $(DEMO_OUT)/bag -o $(DEMO_OUT)/replay --model $(ICT_MODEL) --checkpoint $(DEMO_CHECKPOINT) \
 		--cache-dir $(DEMO_OUT)/cache --overlay-every 5 -p sync.expected_rate_hz=15 --overwrite --quiet
-	@echo "demo-replay: input bag $(DEMO_OUT)/bag; outputs in $(DEMO_OUT)/replay (output_bag/, report.json, meshes/, overlays/)"
+	@echo "demo: input bag $(DEMO_OUT)/bag; outputs in $(DEMO_OUT)/replay: output_bag/ (the node's topics), report.json, meshes/ (PLY), overlays/ (PNG)"
+
+# The morphable model alone: its facts, and the mean face posed in the rig and rendered in the three cameras.
+demo-preview: $(STAMP)
+	$(BIN)/dfmvr assets info $(ICT_MODEL)
+	$(BIN)/dfmvr assets preview $(ICT_MODEL) --rig config/rig.yaml -o $(DEMO_OUT)/preview
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -291,6 +291,8 @@ class _Replay:
         self.landmark_indices = landmark_indices
         self.order = tuple(reconstructor.camera_names)
         self.faces = np.asarray(reconstructor.faces)
+        mean = getattr(reconstructor, "mean_vertices", None)
+        self.mean_vertices = None if mean is None else np.asarray(mean, dtype=np.float64)
         self.synchronizer = RigSynchronizer(config.synchronizer_config())
         self.monitor = PipelineMonitor(window_s=max(5.0, 5 * config.publish.diagnostics_period_s))
         self.gt = GroundTruthBuffer(tolerance_ns=config.synchronizer_config().slop_ns)
@@ -510,7 +512,16 @@ class _Replay:
                 f"the ground-truth mesh has {len(vertices)} vertices, the model {len(reconstruction.vertices_rig)} "
                 "(or no landmark indices): the shape metrics need the same topology; only pose errors are given"
             )
-        return evaluate_set(reconstruction, self.faces, gt_stamp, T_gt, vertices, self.gt.faces, self.landmark_indices)
+        return evaluate_set(
+            reconstruction,
+            self.faces,
+            gt_stamp,
+            T_gt,
+            vertices,
+            self.gt.faces,
+            self.landmark_indices,
+            mean_vertices=self.mean_vertices,
+        )
 
     def _write_overlay(self, index: int, stamp_ns: int, reconstruction: Any, images: list[Any]) -> str | None:
         """``overlays/<index>_<stamp>.png``: the mesh over each view, side by side (a black panel for a missing

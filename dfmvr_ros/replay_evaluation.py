@@ -32,11 +32,23 @@ from scipy.spatial.transform import Rotation
 
 from dfmvr_core.evaluation import METRIC_DEFINITIONS, evaluate_pair
 
-__all__ = ["POSE_METRIC_DEFINITIONS", "GroundTruthBuffer", "SetEvaluation", "evaluate_set", "pose_errors", "summary"]
+__all__ = [
+    "POSE_METRIC_DEFINITIONS",
+    "REFERENCE_METRIC_DEFINITIONS",
+    "GroundTruthBuffer",
+    "SetEvaluation",
+    "evaluate_set",
+    "pose_errors",
+    "summary",
+]
 
 POSE_METRIC_DEFINITIONS = {
     "position_error_mm": "distance between the predicted and ground-truth model origins in the rig frame, mm",
     "rotation_error_deg": "angle of R_pred · R_gt^T (the relative rotation of the fused head pose), degrees",
+}
+REFERENCE_METRIC_DEFINITIONS = {
+    "mean_face_rmse_mm": "rmse_mm of the morphable model's mean face against the same ground truth (same alignment, "
+    "crop and ICP): the score a reconstruction must beat, mm",
 }
 
 
@@ -51,13 +63,15 @@ def pose_errors(T_pred: np.ndarray, T_gt: np.ndarray) -> tuple[float, float]:
 
 @dataclasses.dataclass(frozen=True)
 class SetEvaluation:
-    """Errors of one reconstructed set (mm / degrees); ``gt_stamp_ns`` is the ground truth it was compared with."""
+    """Errors of one reconstructed set (mm / degrees); ``gt_stamp_ns`` is the ground truth it was compared with;
+    ``mean_face_rmse_mm`` the mean face's RMSE against it (None: not computed)."""
 
     gt_stamp_ns: int
     rmse_mm: float | None
     scan_to_mesh_mm: float | None
     position_error_mm: float
     rotation_error_deg: float
+    mean_face_rmse_mm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, rounded to µm / millidegrees."""
@@ -67,6 +81,7 @@ class SetEvaluation:
             "scan_to_mesh_mm": None if self.scan_to_mesh_mm is None else round(self.scan_to_mesh_mm, 4),
             "position_error_mm": round(self.position_error_mm, 4),
             "rotation_error_deg": round(self.rotation_error_deg, 4),
+            "mean_face_rmse_mm": None if self.mean_face_rmse_mm is None else round(self.mean_face_rmse_mm, 4),
         }
 
 
@@ -125,6 +140,7 @@ def evaluate_set(
     gt_vertices: np.ndarray,
     gt_faces: np.ndarray | None,
     landmark_indices: np.ndarray | None,
+    mean_vertices: np.ndarray | None = None,
 ) -> SetEvaluation:
     """Errors of ``reconstruction`` (``vertices_rig``, ``T_rig_from_model``) against one ground-truth instant.
 
@@ -140,23 +156,22 @@ def evaluate_set(
         gt_vertices: ``(N, 3)`` ground-truth vertices, rig frame, metres.
         gt_faces: ``(F, 3)`` ground-truth triangles (None: the prediction's, when the vertex counts agree).
         landmark_indices: ``(68,)`` iBUG landmark vertex indices of the model.
+        mean_vertices: ``(N, 3)`` the model's mean face (any frame, metres): also scored against the ground truth
+            (``mean_face_rmse_mm``), the reference a reconstruction must beat; None: not scored.
     """
     position, rotation = pose_errors(reconstruction.T_rig_from_model, T_gt)
     pred = np.asarray(reconstruction.vertices_rig, dtype=np.float64)
     gt = np.asarray(gt_vertices, dtype=np.float64)
-    rmse = scan = None
+    rmse = scan = reference = None
     if landmark_indices is not None and len(gt) == len(pred):
         idx = np.asarray(landmark_indices, dtype=np.int64)
-        metrics = evaluate_pair(
-            pred,
-            faces,
-            gt,
-            faces if gt_faces is None else gt_faces,
-            pred_landmarks=pred[idx],
-            gt_landmarks=gt[idx],
-        )
+        gt_f = faces if gt_faces is None else gt_faces
+        metrics = evaluate_pair(pred, faces, gt, gt_f, pred_landmarks=pred[idx], gt_landmarks=gt[idx])
         rmse, scan = metrics.rmse_mm, metrics.scan_to_mesh_mm
-    return SetEvaluation(gt_stamp_ns, rmse, scan, position, rotation)
+        if mean_vertices is not None and len(mean_vertices) == len(pred):
+            mean = np.asarray(mean_vertices, dtype=np.float64)
+            reference = evaluate_pair(mean, faces, gt, gt_f, pred_landmarks=mean[idx], gt_landmarks=gt[idx]).rmse_mm
+    return SetEvaluation(gt_stamp_ns, rmse, scan, position, rotation, reference)
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -180,5 +195,6 @@ def summary(evaluations: list[SetEvaluation]) -> dict[str, Any]:
         "scan_to_mesh_mm": _stats([e.scan_to_mesh_mm for e in evaluations]),
         "position_error_mm": _stats([e.position_error_mm for e in evaluations]),
         "rotation_error_deg": _stats([e.rotation_error_deg for e in evaluations]),
-        "definitions": {**METRIC_DEFINITIONS, **POSE_METRIC_DEFINITIONS},
+        "mean_face_rmse_mm": _stats([e.mean_face_rmse_mm for e in evaluations]),
+        "definitions": {**METRIC_DEFINITIONS, **POSE_METRIC_DEFINITIONS, **REFERENCE_METRIC_DEFINITIONS},
     }

@@ -16,7 +16,7 @@ Two ways to feed a network:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,15 +63,9 @@ SKIN_VERTEX_PARTS = (FacePart.SKIN, FacePart.NOSE)
 
 @dataclass
 class BaselineStepResult(StepResult):
-    """:class:`StepResult` of a baseline step.
-
-    Attributes (beyond :class:`StepResult`'s):
-        rendering: the ``(B, R)`` rendering of the supervised views (Deep3DFace), or None (UH-E2FAR renders nothing:
-            its losses are geometric).
-        preview: draws the first sample's ``input | rendering | error`` grid (uint8 RGB) on demand.
-    """
-
-    preview: Callable[[], np.ndarray] | None = None
+    """:class:`StepResult` of a baseline step: ``rendering`` is the ``(B, R)`` rendering of the supervised views
+    (Deep3DFace), or None (UH-E2FAR renders nothing: its losses are geometric); ``preview`` draws the first sample's
+    ``input | rendering | error`` grid on demand."""
 
 
 class SingleImageForward(nn.Module):

@@ -63,20 +63,20 @@ from dfmvr_core.networks.dfmvr_net import DFMVRNet, view_dropout
 from dfmvr_core.networks.registry import DFMVR_KIND, build_network
 from dfmvr_core.render.face_renderer import FaceRenderConfig, FaceRenderer
 from dfmvr_training.baseline_step import (
-    BaselineStepResult,
     Deep3DFaceLoss,
     SingleImageForward,
     UHE2FARLoss,
     choose_single_views,
 )
+from dfmvr_training.compare_budget import TrainingBudget, budget_from_extra
 from dfmvr_training.data import gt_vertices
 from dfmvr_training.distributed import DistContext, all_gather_objects, resolve_device
 from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
-from dfmvr_training.logging_tb import MetricsLogger, error_grid
+from dfmvr_training.logging_tb import MetricsLogger
 from dfmvr_training.losses import SkinColorModel, load_embedder
 from dfmvr_training.parser_training import ParserTask, load_parser_checkpoint
 from dfmvr_training.step import ReconstructionLoss, decode_prediction, to_device
-from dfmvr_training.train_config import TrainConfig, train_config_to_dict
+from dfmvr_training.train_config import INPUT_VIEW_NAMES, TrainConfig, train_config_to_dict
 from dfmvr_training.train_data import MaskedViews, ResumableSampler, open_datasets
 from dfmvr_training.train_state import capture_rng, read_training_state, restore_rng, write_training_state
 
@@ -95,10 +95,20 @@ class MeshEvaluator:
         crop: the canonical crop camera.
         count: samples to evaluate (the first ones).
         batch_size: network batch size.
+        views: ``(V,)`` bool: the cameras the network is given (and-ed with each sample's ``valid``); None = all.
     """
 
-    def __init__(self, dataset: Dataset, model: MorphableModel, crop: CropCamera, count: int, batch_size: int):
+    def __init__(
+        self,
+        dataset: Dataset,
+        model: MorphableModel,
+        crop: CropCamera,
+        count: int,
+        batch_size: int,
+        views: Tensor | None = None,
+    ):
         self.model = model
+        self.views = views
         self.crop = crop
         self.batch_size = batch_size
         count = min(count, len(dataset))  # type: ignore[arg-type]
@@ -117,7 +127,8 @@ class MeshEvaluator:
         predictions, lm_errors, kept = [], [], []
         for start in range(0, len(self.samples), self.batch_size):
             batch = to_device(default_collate(self.samples[start : start + self.batch_size]), device)
-            out = {k: v.float() for k, v in net(batch["images"], batch["input_parts"], batch["valid"]).items()}
+            valid = batch["valid"] if self.views is None else batch["valid"] & self.views.to(device)
+            out = {k: v.float() for k, v in net(batch["images"], batch["input_parts"], valid).items()}
             # A diverged network (e.g. exploding BatchNorm statistics) gives NaN/inf: those samples are counted as
             # non-finite instead of stopping the run in the pose conversion.
             finite = torch.stack([torch.isfinite(v.flatten(1)).all(1) for v in out.values()]).all(0)
@@ -130,7 +141,7 @@ class MeshEvaluator:
             predictions.append(vertices.cpu().double())
             lm = project_points(self.model.landmarks(vertices_cam.flatten(0, 1)), batch["K_crop"].flatten(0, 1))
             distance = torch.linalg.vector_norm(lm - batch["landmarks"].flatten(0, 1), dim=-1)
-            visible = batch["visibility"].flatten(0, 1)
+            visible = (batch["visibility"] & valid[finite, :, None]).flatten(0, 1)
             lm_errors.append(distance[visible].cpu())
         net.train(was_training)
         if self.baseline is None:
@@ -207,8 +218,10 @@ class ReconstructionTask:
             )
         self.net = build_network(self.net_config, model.coefficient_sizes, model.expression_kind).to(device)
         self.fingerprint: str | None = model.fingerprint()
+        self.prior_budget: TrainingBudget | None = None  # what the init_checkpoint's training cost
         if config.init_checkpoint is not None:
-            self.notes.append(load_init_checkpoint(self.net, config.init_checkpoint, model))
+            note, self.prior_budget = load_init_checkpoint(self.net, config.init_checkpoint, model)
+            self.notes.append(note)
         if self.network_kind == "deep3dface" and getattr(self.net, "cnet", None) is not None and config.freeze_rnet:
             self.net.freeze_rnet(True)
             self.notes.append("C-Net stage: the R-Net is frozen (no gradients, BatchNorm statistics fixed)")
@@ -232,8 +245,12 @@ class ReconstructionTask:
             )
         else:
             self.loss_fn = UHE2FARLoss(model, renderer, weights, crop, amp=config.amp, single_view=self.single_view)
+        self.input_views: Tensor | None = None
+        if config.input_views is not None:
+            self.input_views = torch.tensor([name in config.input_views for name in INPUT_VIEW_NAMES])
+            self.notes.append(f"input views: {', '.join(config.input_views)} only (the others are fed as missing)")
         self.evaluator = (
-            MeshEvaluator(benchmark, model, crop, config.eval_samples, config.batch_size)
+            MeshEvaluator(benchmark, model, crop, config.eval_samples, config.batch_size, views=self.input_views)
             if benchmark is not None
             else None
         )
@@ -262,6 +279,8 @@ class ReconstructionTask:
         valid = batch["valid"]
         if self.single_view:
             used = choose_single_views(valid.cpu(), generator).to(valid.device)
+        elif self.input_views is not None:
+            used = valid & self.input_views.to(valid.device)
         elif self.network_kind == DFMVR_KIND and self.config.view_dropout:
             used = view_dropout(valid.cpu(), generator, self.net_config.view_dropout).to(valid.device)
         else:
@@ -272,16 +291,7 @@ class ReconstructionTask:
             "raw": result.raw,
             "views_used": used.float().sum(1).mean(),
         }
-        if isinstance(result, BaselineStepResult) and result.preview is not None:
-            return result.total, scalars, result.preview
-
-        first_rgb, first_mask = result.rendering.rgb[0].detach(), result.rendering.face_mask[0]
-        first_input = batch["images"][0].movedim(1, -1)
-
-        def preview() -> Any:  # drawn only every image_every steps
-            return error_grid(first_input, first_rgb, first_mask)
-
-        return result.total, scalars, preview
+        return result.total, scalars, result.preview  # drawn only every image_every steps
 
     def evaluate(self, net: nn.Module) -> dict[str, Any]:
         return self.evaluator(net) if self.evaluator is not None else {}  # type: ignore[arg-type]
@@ -333,7 +343,7 @@ def fit_skin_model(dataset: Dataset, count: int, *, progress: bool = False) -> t
         ) from None
 
 
-def load_init_checkpoint(net: nn.Module, path: Path, model: MorphableModel) -> str:
+def load_init_checkpoint(net: nn.Module, path: Path, model: MorphableModel) -> tuple[str, TrainingBudget]:
     """Initialise ``net`` from a network checkpoint (``init_checkpoint``), e.g. a trained R-Net for the C-Net stage.
 
     Every tensor of the checkpoint must exist in ``net`` with the same shape; ``net``'s tensors that the checkpoint
@@ -341,7 +351,8 @@ def load_init_checkpoint(net: nn.Module, path: Path, model: MorphableModel) -> s
     checkpoint must be for ``model`` (fingerprint) and of the same network kind.
 
     Returns:
-        A note for the log (what was loaded, what stays fresh).
+        A note for the log (what was loaded, what stays fresh), and the checkpoint's training budget (what training
+        it cost, :func:`~dfmvr_training.compare_budget.budget_from_extra`; added to this run's budget on export).
 
     Raises:
         ModelFileError: unreadable or invalid checkpoint, another morphable model.
@@ -370,9 +381,37 @@ def load_init_checkpoint(net: nn.Module, path: Path, model: MorphableModel) -> s
         )
     net.load_state_dict(checkpoint.state_dict, strict=False)
     fresh = sorted({k.split(".")[0] for k in set(own) - set(checkpoint.state_dict)})
-    return f"initialised from {path} ({checkpoint.config.name}, {len(checkpoint.state_dict)} tensors)" + (
+    note = f"initialised from {path} ({checkpoint.config.name}, {len(checkpoint.state_dict)} tensors)" + (
         f"; fresh: {', '.join(fresh)}" if fresh else ""
     )
+    return note, budget_from_extra(checkpoint.extra)
+
+
+def staged_budget(prior: TrainingBudget | None, own: TrainingBudget) -> dict[str, Any] | None:
+    """The whole training cost of a run that started from another run's checkpoint (``init_checkpoint``): both
+    stages' steps and wall time summed, for ``extra["budget"]`` (what ``dfmvr eval --compare`` reads).
+
+    Returns:
+        The summed budget with ``stages`` (each stage's own), or None: no prior stage, or a prior stage whose
+        budget is not recorded or was run with another batch size or process count (then steps cannot be summed;
+        each checkpoint still records its own stage).
+    """
+    if prior is None or prior.steps is None or own.steps is None:
+        return None
+    if prior.batch_size != own.batch_size or prior.world_size != own.world_size:
+        return None
+    seconds = None if prior.seconds is None or own.seconds is None else round(prior.seconds + own.seconds, 1)
+    data = tuple(dict.fromkeys((prior.data or ()) + (own.data or ()))) or None
+    devices = list(dict.fromkeys(d for d in (prior.device, own.device) if d))
+    summed = TrainingBudget(
+        steps=prior.steps + own.steps,
+        batch_size=own.batch_size,
+        world_size=own.world_size,
+        seconds=seconds,
+        device=" + ".join(devices) or None,
+        data=data,
+    )
+    return {**summed.to_dict(), "stages": [prior.to_dict(), own.to_dict()]}
 
 
 def _floats(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -448,6 +487,8 @@ class Trainer:
         if self.dist.distributed:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.module = DistributedDataParallel(self.module, device_ids=device_ids)
+        if config.compile:
+            self.module = torch.compile(self.module)  # self.net (evaluation, checkpoints) stays the eager module
 
         self.sampler = ResumableSampler(self.train_set, self.dist.world_size, self.dist.rank, config.seed)
         self.steps_per_epoch = self.sampler.num_samples // config.batch_size
@@ -516,10 +557,12 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ set-up
     def _lr_factor(self, step: int) -> float:
-        """Cosine annealing from 1 to 0 over the run (paper V-A: "decays with the cosine anneal schedule")."""
+        """Cosine annealing from 1 to 0 over the run (paper V-A: "decays with the cosine anneal schedule"), times a
+        linear warm-up from ``1 / warmup_steps`` to 1 over the first ``warmup_steps`` steps (none by default)."""
+        warmup = min(1.0, (step + 1) / self.config.warmup_steps) if self.config.warmup_steps else 1.0
         if self.config.lr_schedule == "constant":
-            return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+            return warmup
+        return warmup * 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
 
     def _check_out_dir(self, resume: bool | str | Path) -> None:
         latest = self.out_dir / "checkpoints" / "latest.json"
@@ -679,6 +722,13 @@ class Trainer:
         return round(self._seconds_before + running, 1)
 
     def _export_extra(self) -> dict[str, Any]:
+        extra = self._own_extra()
+        budget = staged_budget(getattr(self.task, "prior_budget", None), budget_from_extra(extra))
+        if budget is not None:
+            extra["budget"] = budget
+        return extra
+
+    def _own_extra(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "world_size": self.dist.world_size,

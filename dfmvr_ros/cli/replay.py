@@ -50,7 +50,11 @@ def _summary(report: Any) -> list[str]:
     if evaluation:
         rmse, pos, rot = evaluation["rmse_mm"], evaluation["position_error_mm"], evaluation["rotation_error_deg"]
         if rmse["count"]:
-            lines.append(f"RMSE {rmse['mean']:.3f} ± {rmse['std']:.3f} mm over {rmse['count']} sets")
+            line = f"RMSE {rmse['mean']:.3f} ± {rmse['std']:.3f} mm over {rmse['count']} sets"
+            mean_face = evaluation.get("mean_face_rmse_mm") or {}
+            if mean_face.get("count"):
+                line += f" (the mean face scores {mean_face['mean']:.3f} ± {mean_face['std']:.3f} mm)"
+            lines.append(line)
         lines.append(f"head pose error: position {pos['mean']:.1f} mm, rotation {rot['mean']:.2f} deg (mean)")
     lines.append(f"wrote {data['output_bag']} and {report.report_path}")
     if data.get("meshes"):

@@ -171,6 +171,12 @@ def test_report_fields(humble_replay):
         assert stats["count"] == n and math.isfinite(stats["mean"]) and math.isfinite(stats["std"]), key
     # A freshly initialised network predicts about the mean face: millimetres of shape error, not centimetres.
     assert 0.1 < evaluation["rmse_mm"]["mean"] < 10.0
+    # The mean face itself is scored beside it (the reference a network must beat): the fresh network's blendshape
+    # bias (5 %) keeps it near, not at, the mean face's score.
+    reference = evaluation["mean_face_rmse_mm"]
+    assert reference["count"] == n and 0.1 < reference["mean"] < 10.0
+    assert reference["mean"] == pytest.approx(evaluation["rmse_mm"]["mean"], rel=0.5)
+    assert "mean_face_rmse_mm" in evaluation["definitions"]
     for entry in data["per_set"]:
         assert math.isfinite(entry["evaluation"]["rmse_mm"]) and entry["ok"] is True
     partial = data["per_set"][2]

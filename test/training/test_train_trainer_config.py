@@ -37,6 +37,13 @@ BASE = {"data": ["d"], "morphable_model": "m.npz", "steps": 10}
         ({"data": []}, "train.data"),
         ({"network_config": {"name": "x", "encoder_channels": [4], "fused_channels": 4}}, "encoder_channels"),
         ({"batchsize": 4}, "train.batchsize"),
+        ({"warmup_steps": -1}, "train.warmup_steps"),
+        ({"compile": "yes"}, "train.compile"),
+        ({"input_views": ["front"]}, "view_dropout: false"),
+        ({"input_views": ["top"], "view_dropout": False}, "train.input_views"),
+        ({"input_views": [], "view_dropout": False}, "train.input_views"),
+        ({"input_views": ["front", "front"], "view_dropout": False}, "train.input_views"),
+        ({"input_views": ["front"], "view_dropout": False, "network": "deep3dface"}, "train_views"),
     ],
 )
 def test_train_trainer_config_bad_value_names_field(override, field):

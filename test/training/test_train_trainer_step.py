@@ -62,3 +62,30 @@ def test_train_trainer_step_zero_pose_is_penalised_and_differentiable(setup):
     only_front[:, [0, 2]] = False
     front = loss(Oracle(guess), batch, only_front, epoch=0)
     assert float(front.raw["landmark_2d"]) < float(result.raw["landmark_2d"])  # dropped views are not counted
+
+
+def test_train_trainer_step_without_pixel_terms_skips_the_rendering_with_the_same_landmark_loss(setup):
+    """Photo and mask weights 0 (the default model's first stage): no rasterisation, the 2D landmarks are projected
+    directly and give the rendering's landmark loss (and a pose gradient); the preview still renders on demand."""
+    batch, loss, truth = setup
+    guess = {k: v.clone() for k, v in truth.items()}
+    guess["pose"] = truth["pose"] + 0.02  # off by a little: a non-zero landmark loss
+
+    def run(weights):
+        pose = guess["pose"].clone().requires_grad_()
+        step = ReconstructionLoss(loss.model, loss.renderer, weights, loss.crop)
+        result = step(Oracle({**guess, "pose": pose}), batch, batch["valid"], epoch=0)
+        result.total.backward()
+        return result, pose.grad
+
+    rendered, _ = run(dataclasses.replace(loss.weights, vertex=0.0))
+    geometric, grad_geometric = run(dataclasses.replace(loss.weights, photo=0.0, vertex=0.0))
+    assert rendered.rendering is not None and geometric.rendering is None
+    assert "photo" not in geometric.terms and "photo" in rendered.terms
+    assert float(geometric.raw["landmark_2d"]) > 1.0
+    assert float(geometric.raw["landmark_2d"]) == pytest.approx(float(rendered.raw["landmark_2d"]), rel=1e-5)
+    assert grad_geometric is not None and float(grad_geometric.abs().sum()) > 0
+    grid = geometric.preview()
+    size = batch["images"].shape[-1]
+    assert grid.shape == (3 * size, 3 * size, 3) and grid.dtype.name == "uint8"
+    assert grid[:, size : 2 * size].max() > 0  # the rendered column is drawn
