@@ -36,7 +36,17 @@ from tqdm import tqdm
 
 from dfmvr_core.atomic_io import write_json_atomic, write_text_atomic
 from dfmvr_core.errors import DfmvrError, ModelFileError
-from dfmvr_core.evaluation import METRIC_DEFINITIONS, EvalConfig, PairMetrics, error_map_image, save_png, summarize
+from dfmvr_core.evaluation import (
+    METRIC_DEFINITIONS,
+    SCALED_RMSE_DEFINITION,
+    SCALED_RMSE_KEY,
+    EvalConfig,
+    PairMetrics,
+    error_map_image,
+    save_png,
+    statistics,
+    summarize,
+)
 from dfmvr_training.benchmark_eval import (
     BenchmarkSamples,
     load_benchmark,
@@ -47,7 +57,7 @@ from dfmvr_training.benchmark_eval import (
 from dfmvr_training.compare_budget import TrainingBudget, budget_from_extra, budgets_statement
 from dfmvr_training.compare_spec import MEAN_FACE_LABEL, CompareEntry, CompareSpec, label_slug
 from dfmvr_training.compare_table import comparison_markdown
-from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline
+from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, scale_aligned_rmse
 
 __all__ = ["ENTRY_ERRORS", "file_sha256", "run_comparison"]
 
@@ -90,6 +100,7 @@ def _settings(spec: CompareSpec, bench: BenchmarkSamples) -> dict[str, Any]:
         "count": bench.count,
         "mask_source": spec.mask_source,
         "metric": dataclasses.asdict(EvalConfig()),
+        "scaled_metric": dataclasses.asdict(EvalConfig(with_scale=True)),  # rmse_mm_with_scale
         "error_maps": _map_count(spec, bench.count),
         "max_mm": spec.max_mm,
         "map_size": spec.map_size,
@@ -121,10 +132,12 @@ def _finish(
     key: dict[str, Any],
     info: dict[str, Any],
     metrics: list[PairMetrics],
+    scaled: list[float],
     bench: BenchmarkSamples,
     spec: CompareSpec,
 ) -> dict[str, Any]:
-    """Write the entry's error maps and ``result.json``; return the record."""
+    """Write the entry's error maps and ``result.json`` (``scaled``: each sample's ``rmse_mm_with_scale``); return
+    the record."""
     maps_dir = entry_dir / "error_maps"
     shutil.rmtree(maps_dir, ignore_errors=True)  # maps of an earlier, different run of this entry
     for i in range(key["settings"]["error_maps"]):
@@ -137,9 +150,11 @@ def _finish(
         **info,
         "status": "ok",
         **summarize(metrics),
+        SCALED_RMSE_KEY: statistics(scaled),
         "per_sample": {
             "rmse_mm": [float(m.rmse_mm) for m in metrics],
             "scan_to_mesh_mm": [float(m.scan_to_mesh_mm) for m in metrics],
+            SCALED_RMSE_KEY: [float(v) for v in scaled],
         },
     }
     write_json_atomic(entry_dir / RESULT_NAME, record)
@@ -166,6 +181,7 @@ def _evaluate_network(
     mask = view_mask(entry.views, bench.samples[0]["valid"].shape[0])
     predictions = predict_vertices(net, bench, mask, batch_size=spec.batch_size, device=device, progress=progress)
     metrics = evaluate_meshes(predictions, bench.gt, bench.faces, indices=bench.indices, progress=progress)
+    scaled = scale_aligned_rmse(predictions, bench.gt, bench.faces, indices=bench.indices, progress=progress)
     info = {
         "network": {
             "name": checkpoint.config.name,
@@ -175,7 +191,7 @@ def _evaluate_network(
         "budget": budget_from_extra(checkpoint.extra).to_dict(),
         "device": str(device),
     }
-    return {**_finish(entry_dir, key, info, metrics, bench, spec), "resumed": False}
+    return {**_finish(entry_dir, key, info, metrics, scaled, bench, spec), "resumed": False}
 
 
 def _evaluate_mean_face(
@@ -187,7 +203,9 @@ def _evaluate_mean_face(
     if record is not None:
         return {**record, "resumed": True}
     metrics = mean_face_baseline(bench.model, bench.gt, progress=progress)
-    return {**_finish(entry_dir, key, {}, metrics, bench, spec), "resumed": False}
+    mean = bench.model.mean_shape.detach().cpu().double().expand_as(bench.gt)
+    scaled = scale_aligned_rmse(mean, bench.gt, bench.faces, indices=bench.indices, progress=progress)
+    return {**_finish(entry_dir, key, {}, metrics, scaled, bench, spec), "resumed": False}
 
 
 def _row(label: str, slug: str, record: dict[str, Any], entry: CompareEntry | None) -> dict[str, Any]:
@@ -247,7 +265,7 @@ def run_comparison(spec: CompareSpec, *, progress: bool = True) -> dict[str, Any
         "morphable_model": str(spec.morphable_model),
         "count": bench.count,
         "mask_source": spec.mask_source,
-        "metric": dict(METRIC_DEFINITIONS),
+        "metric": {**METRIC_DEFINITIONS, SCALED_RMSE_KEY: SCALED_RMSE_DEFINITION},
         "settings": settings,
         "entries": rows,
         "budgets_equal": equal,

@@ -48,6 +48,7 @@ __all__ = [
     "evaluate_meshes",
     "mean_face_baseline",
     "model_indices",
+    "scale_aligned_rmse",
     "summary_table",
 ]
 
@@ -183,6 +184,21 @@ def evaluate_meshes(
     for i, (pred, gt) in enumerate(tqdm(list(zip(preds, gts, strict=True)), desc="eval", disable=not progress)):
         results.append(_evaluate_one(pred, pred_f, gt, gt_f, indices, None, None, config, f"sample {i}"))
     return results
+
+
+def scale_aligned_rmse(
+    pred_vertices: Any,
+    gt_vertices: Any,
+    faces: Any,
+    *,
+    indices: MeshIndices | None = None,
+    progress: bool = False,
+) -> list[float]:
+    """Per pair, the companion of ``rmse_mm`` after a similarity alignment (``SCALED_RMSE_DEFINITION``: landmarks
+    and ICP also fit one isotropic scale), mm. Same arguments as :func:`evaluate_meshes`."""
+    config = EvalConfig(with_scale=True)
+    metrics = evaluate_meshes(pred_vertices, gt_vertices, faces, indices=indices, config=config, progress=progress)
+    return [m.rmse_mm for m in metrics]
 
 
 def mean_face_baseline(

@@ -163,6 +163,9 @@ class ReconstructionLoss:
             landmarks_2d = rendering.landmarks
         else:
             landmarks_2d = project_landmarks(self.model, vertices_cam, batch["K_crop"])
+        if not self.weights.landmark_2d_shape_gradient:  # eq. 4 trains the pose only: the shape enters detached
+            _, _, posed_shape = decode_prediction(self.model, _detach_shape(out), batch["K_crop"], self.crop)
+            landmarks_2d = project_landmarks(self.model, posed_shape, batch["K_crop"])
         input_rgb = images.movedim(2, -1)
         w = self.weights
         terms: dict[str, Tensor] = {
@@ -247,6 +250,11 @@ class ReconstructionLoss:
 
 FRONT_FACE_RADIUS_M = 0.095
 """The evaluated front-face region (Deep3DFace's protocol, :class:`~dfmvr_core.evaluation.EvalConfig`)."""
+
+
+def _detach_shape(out: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The network outputs with identity and expression detached (the pose, lighting and albedo keep gradients)."""
+    return {k: v.detach() if k in ("identity", "expression") else v for k, v in out.items()}
 
 
 def project_landmarks(model: MorphableModel, vertices_cam: Tensor, K: Tensor) -> Tensor:

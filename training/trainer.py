@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from torch import Tensor, nn
@@ -71,7 +72,7 @@ from dfmvr_training.baseline_step import (
 from dfmvr_training.compare_budget import TrainingBudget, budget_from_extra
 from dfmvr_training.data import gt_vertices
 from dfmvr_training.distributed import DistContext, all_gather_objects, resolve_device
-from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices
+from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, model_indices, scale_aligned_rmse
 from dfmvr_training.logging_tb import MetricsLogger
 from dfmvr_training.losses import SkinColorModel, load_embedder
 from dfmvr_training.parser_training import ParserTask, load_parser_checkpoint
@@ -87,7 +88,8 @@ _STEP_DIR = re.compile(r"^step_(\d{8})$")
 
 class MeshEvaluator:
     """RMSE (mm, point-to-plane after ICP, paper V-A) of the network's meshes on the first samples of the benchmark,
-    plus the mean-face baseline (computed once) and the 2D landmark error of the predicted poses.
+    its scale-aligned companion (``rmse_mm_with_scale``, see ``SCALED_RMSE_DEFINITION``), the mean-face baseline of
+    both (computed once) and the 2D landmark error of the predicted poses.
 
     Args:
         dataset: benchmark samples with ``input_parts`` (:class:`MaskedViews`).
@@ -118,6 +120,7 @@ class MeshEvaluator:
         self.indices = model_indices(model)
         self.faces = model.triangles.detach().cpu().numpy()
         self.baseline: dict[str, Any] | None = None
+        self.baseline_scaled = math.nan
 
     @torch.no_grad()
     def __call__(self, net: DFMVRNet) -> dict[str, Any]:
@@ -146,6 +149,8 @@ class MeshEvaluator:
         net.train(was_training)
         if self.baseline is None:
             self.baseline = summarize(mean_face_baseline(self.model, self.gt))
+            mean = self.model.mean_shape.detach().cpu().double().expand_as(self.gt)
+            self.baseline_scaled = float(np.mean(scale_aligned_rmse(mean, self.gt, self.faces, indices=self.indices)))
         nonfinite = len(self.samples) - len(kept)
         if not kept:
             nan = float("nan")
@@ -155,19 +160,25 @@ class MeshEvaluator:
                 "rmse_mm_mean": nan,
                 "rmse_mm_std": nan,
                 "scan_to_mesh_mm_mean": nan,
+                "rmse_mm_with_scale_mean": nan,
                 "baseline_rmse_mm_mean": self.baseline["rmse_mm"]["mean"],
                 "baseline_rmse_mm_std": self.baseline["rmse_mm"]["std"],
+                "baseline_rmse_mm_with_scale_mean": self.baseline_scaled,
                 "landmark_2d_px": nan,
             }
-        metrics = summarize(evaluate_meshes(torch.cat(predictions), self.gt[kept], self.faces, indices=self.indices))
+        predicted = torch.cat(predictions)
+        metrics = summarize(evaluate_meshes(predicted, self.gt[kept], self.faces, indices=self.indices))
+        scaled = scale_aligned_rmse(predicted, self.gt[kept], self.faces, indices=self.indices)
         return {
             "count": metrics["count"],
             "nonfinite": nonfinite,
             "rmse_mm_mean": metrics["rmse_mm"]["mean"],
             "rmse_mm_std": metrics["rmse_mm"]["std"],
             "scan_to_mesh_mm_mean": metrics["scan_to_mesh_mm"]["mean"],
+            "rmse_mm_with_scale_mean": float(np.mean(scaled)),
             "baseline_rmse_mm_mean": self.baseline["rmse_mm"]["mean"],
             "baseline_rmse_mm_std": self.baseline["rmse_mm"]["std"],
+            "baseline_rmse_mm_with_scale_mean": self.baseline_scaled,
             "landmark_2d_px": float(torch.cat(lm_errors).mean()),
         }
 

@@ -11,6 +11,8 @@ from dfmvr_core.evaluation.error_map import error_colors, error_map_image, save_
 from dfmvr_core.evaluation.metrics import (
     IBUG_NOSE_TIP,
     METRIC_DEFINITIONS,
+    SCALED_RMSE_DEFINITION,
+    SCALED_RMSE_KEY,
     EvalConfig,
     FaceRegion,
     PairMetrics,
@@ -19,6 +21,7 @@ from dfmvr_core.evaluation.metrics import (
     point_to_plane_distances,
     point_to_plane_rmse,
     scan_to_mesh_distance,
+    statistics,
     summarize,
 )
 from dfmvr_core.evaluation.registration import ICP_METHODS, IcpResult, apply_transform, icp_align, landmark_alignment
@@ -28,6 +31,8 @@ __all__ = [
     "IBUG_NOSE_TIP",
     "ICP_METHODS",
     "METRIC_DEFINITIONS",
+    "SCALED_RMSE_DEFINITION",
+    "SCALED_RMSE_KEY",
     "EvalConfig",
     "FaceRegion",
     "IcpResult",
@@ -44,6 +49,7 @@ __all__ = [
     "point_to_plane_rmse",
     "save_png",
     "scan_to_mesh_distance",
+    "statistics",
     "summarize",
     "vertex_normals",
 ]

@@ -48,6 +48,8 @@ from dfmvr_core.validation import check_finite, check_shape
 __all__ = [
     "IBUG_NOSE_TIP",
     "METRIC_DEFINITIONS",
+    "SCALED_RMSE_DEFINITION",
+    "SCALED_RMSE_KEY",
     "EvalConfig",
     "FaceRegion",
     "PairMetrics",
@@ -56,6 +58,7 @@ __all__ = [
     "point_to_plane_distances",
     "point_to_plane_rmse",
     "scan_to_mesh_distance",
+    "statistics",
     "summarize",
 ]
 
@@ -76,6 +79,14 @@ METRIC_DEFINITIONS = {
     ),
 }
 """One-line definitions, written into evaluation summaries."""
+
+SCALED_RMSE_KEY = "rmse_mm_with_scale"
+SCALED_RMSE_DEFINITION = (
+    "rmse_mm after a similarity instead of a rigid alignment (the landmark alignment and the ICP also fit one "
+    "isotropic scale, as NoW's landmark step and Genova et al.'s MICC protocol followed by Deep3DFace do), mm: the "
+    "shape error without the face's overall size, which crops normalised to the face (DF-MVR's input) do not show"
+)
+"""Definition of the scale-aligned companion of ``rmse_mm`` that benchmark evaluations report beside it."""
 
 
 @dataclass(frozen=True)
@@ -368,7 +379,9 @@ def scan_to_mesh_distance(
     return evaluate_pair(pred_vertices, pred_faces, gt_vertices, gt_faces, **kwargs).scan_to_mesh_mm / 1000.0
 
 
-def _stats(values: np.ndarray) -> dict[str, float | None]:
+def statistics(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """Mean, population std, median, min and max of per-sample values (all None when there are none)."""
+    values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
         return {"mean": None, "std": None, "median": None, "min": None, "max": None}
     return {
@@ -399,5 +412,5 @@ def summarize(samples: Sequence[PairMetrics | Mapping[str, Any]]) -> dict[str, A
             values = np.array([float(row[key]) for row in rows], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as exc:
             raise ShapeError(f"samples: every sample needs a numeric {key!r} ({exc})") from None
-        summary[key] = _stats(values)
+        summary[key] = statistics(values)
     return summary

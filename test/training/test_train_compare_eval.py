@@ -75,12 +75,17 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
     # the same network given all three views
     bench, model = setup["data"]["benchmark"], setup["data"]["model"]
     alone = evaluate_checkpoint(checkpoints[1], bench, model, tmp_path / "alone", views=["front"], error_maps=0)
-    for key in ("rmse_mm", "scan_to_mesh_mm"):
+    for key in ("rmse_mm", "scan_to_mesh_mm", "rmse_mm_with_scale"):
         for stat in ("mean", "std"):
             expected = alone["methods"]["network"][key][stat]
             assert rows["DF-MVR tiny (front)"][key][stat] == pytest.approx(expected, rel=1e-9)
             assert rows["Mean face"][key][stat] == pytest.approx(alone["methods"]["mean_face"][key][stat], rel=1e-9)
     assert rows["DF-MVR tiny"]["per_sample"]["rmse_mm"] != rows["DF-MVR tiny (front)"]["per_sample"]["rmse_mm"]
+    # a similarity alignment can only fit better than a rigid one (it includes scale 1)
+    for row in rows.values():
+        per_sample = row["per_sample"]
+        assert all(s <= r + 1e-6 for s, r in zip(per_sample["rmse_mm_with_scale"], per_sample["rmse_mm"], strict=True))
+    assert "rmse_mm_with_scale" in result["metric"] and "scale" in result["metric"]["rmse_mm_with_scale"]
 
     # the files: table, JSON, one error map per entry and sample
     table = (out / "comparison.md").read_text()
@@ -88,6 +93,8 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
         line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
         assert f"{row['rmse_mm']['mean']:.3f} ± {row['rmse_mm']['std']:.3f}" in line
         assert f"{row['scan_to_mesh_mm']['mean']:.3f} ± {row['scan_to_mesh_mm']['std']:.3f}" in line
+        scaled = row["rmse_mm_with_scale"]
+        assert f"| {row['rmse_mm']['mean']:.3f} ± {row['rmse_mm']['std']:.3f} | {scaled['mean']:.3f} ±" in line
     assert "| 30 × 2 | 60 | 1 min | cpu |" in table and "smoke (dfmvr)" in table
     assert result["budgets_equal"] is True and "Training budgets: equal, 60 training samples" in table
     assert json.loads((out / "comparison.json").read_text()) == json.loads(json.dumps(result))

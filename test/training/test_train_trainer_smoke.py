@@ -56,8 +56,17 @@ def test_train_trainer_learning_rate_is_cosine_annealed(smoke_run):
 def test_train_trainer_evaluates_rmse_and_baseline(smoke_run):
     evaluation = smoke_run["summary"]["eval"]
     assert evaluation["count"] == 2
-    for key in ("rmse_mm_mean", "baseline_rmse_mm_mean", "landmark_2d_px"):
-        assert np.isfinite(evaluation[key]) and evaluation[key] > 0
+    for key in (
+        "rmse_mm_mean",
+        "baseline_rmse_mm_mean",
+        "rmse_mm_with_scale_mean",
+        "baseline_rmse_mm_with_scale_mean",
+        "landmark_2d_px",
+    ):
+        assert np.isfinite(evaluation[key]) and evaluation[key] > 0, key
+    # a similarity alignment fits at least as well as a rigid one (it includes scale 1)
+    assert evaluation["rmse_mm_with_scale_mean"] <= evaluation["rmse_mm_mean"] + 1e-6
+    assert evaluation["baseline_rmse_mm_with_scale_mean"] <= evaluation["baseline_rmse_mm_mean"] + 1e-6
     assert 0.1 < evaluation["rmse_mm_mean"] < 20  # millimetres, a face-sized error
     records = [r for r in _records(smoke_run["out"] / "metrics.jsonl") if r["kind"] == "eval"]
     assert records and records[-1]["step"] == 30 and records[-1]["rmse_mm_mean"] == evaluation["rmse_mm_mean"]

@@ -89,3 +89,31 @@ def test_train_trainer_step_without_pixel_terms_skips_the_rendering_with_the_sam
     size = batch["images"].shape[-1]
     assert grid.shape == (3 * size, 3 * size, 3) and grid.dtype.name == "uint8"
     assert grid[:, size : 2 * size].max() > 0  # the rendered column is drawn
+
+
+def test_train_trainer_step_landmark_2d_can_train_the_pose_alone(setup):
+    """``landmark_2d_shape_gradient: false``: eq. 4 gives the same value, its gradient reaches the pose but not
+    identity or expression (the paper's default sends it to both)."""
+    batch, loss, truth = setup
+    only_2d = dataclasses.replace(
+        loss.weights, photo=0.0, landmark_3d=0.0, regularization=0.0, vertex=0.0, use_landmark_3d=False
+    )
+
+    def run(shape_gradient):
+        weights = dataclasses.replace(only_2d, landmark_2d_shape_gradient=shape_gradient)
+        guess = {k: v.clone().requires_grad_() for k, v in truth.items()}
+        guess["pose"] = (truth["pose"] + 0.02).requires_grad_()
+        guess["identity"] = (truth["identity"] + 0.5).requires_grad_()
+        result = ReconstructionLoss(loss.model, loss.renderer, weights, loss.crop)(
+            Oracle(guess), batch, batch["valid"], epoch=0
+        )
+        result.total.backward()
+        return result, guess
+
+    paper, with_shape = run(True)
+    pose_only, detached = run(False)
+    assert float(pose_only.raw["landmark_2d"]) == pytest.approx(float(paper.raw["landmark_2d"]), rel=1e-6)
+    for name in ("identity", "expression"):
+        assert float(with_shape[name].grad.abs().sum()) > 0
+        assert detached[name].grad is None or float(detached[name].grad.abs().sum()) == 0.0
+    torch.testing.assert_close(detached["pose"].grad, with_shape["pose"].grad, rtol=1e-5, atol=1e-8)

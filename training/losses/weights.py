@@ -86,6 +86,10 @@ class LossWeights:
         mask_region: pixels of eq. 3 (:func:`mask_loss`): "input_face" (paper) or "all" (authors' code).
         mask_start_epoch: the mask term counts from this epoch on (0-based); the authors' code adds it only
             after epoch 100 (``epoch > 100``), i.e. from 101. The paper does not mention a delay (0).
+        landmark_2d_shape_gradient: True (the paper): the 2D landmark term (eq. 4) trains the pose and the shape
+            coefficients. False: its gradient reaches the pose only (the shape is detached in it). While the pose
+            is still poor (early training), eq. 4 otherwise bends identity and expression to make up for pose
+            errors; a recipe with dense 3D supervision (``vertex``) can let the 3D terms own the shape meanwhile.
     """
 
     photo: float = 4.0
@@ -106,14 +110,16 @@ class LossWeights:
     photo_region: str = "input_face"
     mask_region: str = "input_face"
     mask_start_epoch: int = 0
+    landmark_2d_shape_gradient: bool = True
 
     def __post_init__(self) -> None:
         for name in _WEIGHT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ConfigError(f"{name}: expected a finite weight >= 0, got {value!r}")
-        if not isinstance(self.use_landmark_3d, bool):
-            raise ConfigError(f"use_landmark_3d: expected true or false, got {self.use_landmark_3d!r}")
+        for name in ("use_landmark_3d", "landmark_2d_shape_gradient"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: expected true or false, got {getattr(self, name)!r}")
         unit = self.landmark_3d_unit_m
         if isinstance(unit, bool) or not isinstance(unit, (int, float)) or not 1e-6 <= unit <= 1e3:
             raise ConfigError(f"landmark_3d_unit_m: expected a length unit in metres in [1e-6, 1e3], got {unit!r}")
