@@ -50,6 +50,8 @@ class DiagnosticsSnapshot:
         processing_ms_mean: reconstruction + message building time, ms, in the window (None: no set).
         last_valid_views: the cameras valid in the last processed set (empty: none yet or no face).
         last_reasons: ``{camera: reason}`` of the invalid views of the last processed set.
+        last_pose_source: where the last set's head pose came from (``rig`` triangulation or ``network``; "" none).
+        last_metric_scale: the face-size factor the rig gave the last set (None: not measured).
         sets_processed, sets_without_face, failures: totals since start.
         failures_in_window: failures in the window.
         last_failure: the last failure's message ("" if none).
@@ -78,6 +80,8 @@ class DiagnosticsSnapshot:
     sync: Any = None
     worker: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    last_pose_source: str = ""
+    last_metric_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class PipelineMonitor:
         self._last_done: int | None = None
         self._last_valid: tuple[str, ...] = ()
         self._last_reasons: dict[str, str] = {}
+        self._last_pose: tuple[str, float | None] = ("", None)
 
     def record(
         self,
@@ -119,14 +124,18 @@ class PipelineMonitor:
         valid: Sequence[bool],
         reasons: Sequence[str | None],
         ok: bool,
+        pose_source: str = "",
+        metric_scale: float | None = None,
     ) -> None:
-        """One processed set: its capture stamp, when its outputs were published, how long it took, its views."""
+        """One processed set: its capture stamp, when its outputs were published, how long it took, its views, where
+        its head pose came from (and the rig's face-size factor)."""
         with self._lock:
             self._samples.append(_Sample(int(done_ns), int(done_ns) - int(stamp_ns), int(processing_ns)))
             self._processed += 1
             if not ok:
                 self._no_face += 1
             self._last_done = int(done_ns)
+            self._last_pose = (str(pose_source), None if metric_scale is None else float(metric_scale))
             self._last_valid = tuple(name for name, v in zip(camera_names, valid, strict=True) if v)
             self._last_reasons = {
                 name: str(reason)
@@ -179,6 +188,8 @@ class PipelineMonitor:
                 sync=sync,
                 worker=worker,
                 extra=dict(extra or {}),
+                last_pose_source=self._last_pose[0],
+                last_metric_scale=self._last_pose[1],
             )
 
     def reset(self) -> None:

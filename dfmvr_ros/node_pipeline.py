@@ -277,6 +277,8 @@ class NodePipeline:
             valid=tuple(bool(v) for v in reconstruction.valid),
             reasons=tuple(reconstruction.reasons),
             ok=bool(reconstruction.ok),
+            pose_source=reconstruction.pose_source if reconstruction.ok else "",
+            metric_scale=reconstruction.metric_scale if reconstruction.ok else None,
         )
         return outputs
 

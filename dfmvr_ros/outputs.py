@@ -331,8 +331,8 @@ def diagnostics_message(
     node_name: str = DIAGNOSTIC_PREFIX,
 ) -> Output:
     """``/diagnostics``: two statuses, ``<node_name>: reconstruction`` (rate, latency, processing time, valid views,
-    backend, failures, worker's skipped sets) and ``<node_name>: synchronizer`` (sets, partial sets, drops per
-    camera and reason, largest skew).
+    backend, failures, worker's skipped sets, the last set's pose source and face-size factor) and
+    ``<node_name>: synchronizer`` (sets, partial sets, drops per camera and reason, largest skew).
 
     Levels: ERROR with no reconstructor or failures in the window; STALE when active but nothing was processed for
     3 diagnostic periods (at least 2 s); WARN when the last set had no face or not every view; OK otherwise. The
@@ -356,6 +356,9 @@ def diagnostics_message(
         "failures": snapshot.failures,
         "seconds_since_output": _fmt(snapshot.seconds_since_output, 2),
     }
+    if snapshot.last_pose_source:
+        values["pose_source"] = snapshot.last_pose_source
+        values["metric_scale"] = _fmt(snapshot.last_metric_scale, 4)
     for camera, reason in snapshot.last_reasons.items():
         values[f"invalid.{camera}"] = reason
     if snapshot.worker is not None:

@@ -315,6 +315,7 @@ class _Replay:
         self.failures: list[str] = []
         self.sets_failed = 0
         self.sets_with_face = 0
+        self.pose_sources: dict[str, int] = {}  # sets whose head pose came from the rig or the network
         self.last_marker_ns: int | None = None
         self.last_overlay_ns: int | None = None
         self.stop = False
@@ -465,6 +466,8 @@ class _Replay:
             valid=tuple(bool(v) for v in reconstruction.valid),
             reasons=tuple(reconstruction.reasons),
             ok=bool(reconstruction.ok),
+            pose_source=reconstruction.pose_source if reconstruction.ok else "",
+            metric_scale=reconstruction.metric_scale if reconstruction.ok else None,
         )
         entry["ok"] = bool(reconstruction.ok)
         entry["valid"] = {c: bool(v) for c, v in zip(reconstruction.camera_names, reconstruction.valid, strict=True)}
@@ -475,6 +478,11 @@ class _Replay:
             self.valid_views[c] += int(v)
         if reconstruction.ok:
             self.sets_with_face += 1
+            entry["pose_source"] = reconstruction.pose_source
+            entry["metric_scale"] = round(float(reconstruction.metric_scale), 5)
+            if reconstruction.pose_note:
+                entry["pose_note"] = reconstruction.pose_note
+            self.pose_sources[reconstruction.pose_source] = self.pose_sources.get(reconstruction.pose_source, 0) + 1
         timings = {"image_decode": decode_ms}
         timings.update({f"reconstruct.{k}": float(v) for k, v in reconstruction.timings_ms.items()})
         timings["outputs"] = (t_outputs - t_reconstructed) * 1e3
@@ -843,6 +851,7 @@ def replay_bag(
             for c in run.order
         },
         "valid_views": dict(run.valid_views),
+        "pose_source": dict(sorted(run.pose_sources.items())),
         "latency_ms": {stage: _percentiles(v) for stage, v in sorted(run.stage_ms.items())},
         "throughput": {
             "wall_s": round(wall_s, 3),

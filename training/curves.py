@@ -53,7 +53,15 @@ def write_curves(metrics: str | Path, out_json: str | Path, out_png: str | Path 
         for r in records
         if r.get("kind") == "train"
     ]
-    keys = ("step", "rmse_mm_mean", "rmse_mm_std", "baseline_rmse_mm_mean", "landmark_2d_px")
+    keys = (
+        "step",
+        "rmse_mm_mean",
+        "rmse_mm_std",
+        "baseline_rmse_mm_mean",
+        "rmse_mm_with_scale_mean",
+        "baseline_rmse_mm_with_scale_mean",
+        "landmark_2d_px",
+    )
     evals = [{k: r[k] for k in keys if k in r} for r in records if r.get("kind") == "eval"]
     summary = {"info": info, "train": train, "eval": evals}
     write_json_atomic(out_json, summary)
@@ -83,6 +91,15 @@ def _plot(train: list[dict], evals: list[dict], path: Path, title: str) -> None:
         )  # fmt: skip
         if "baseline_rmse_mm_mean" in evals[0]:
             ax_rmse.axhline(evals[0]["baseline_rmse_mm_mean"], color="gray", linestyle="--", label="mean face")
+        scaled = [r for r in evals if "rmse_mm_with_scale_mean" in r]
+        if scaled:
+            ax_rmse.plot(
+                [r["step"] for r in scaled], [r["rmse_mm_with_scale_mean"] for r in scaled],
+                marker="s", color="tab:orange", label="network, scale aligned",
+            )  # fmt: skip
+        if "baseline_rmse_mm_with_scale_mean" in evals[-1]:
+            value = evals[-1]["baseline_rmse_mm_with_scale_mean"]
+            ax_rmse.axhline(value, color="tab:orange", linestyle=":", label="mean face, scale aligned")
         ax_rmse.legend(fontsize=8)
     ax_rmse.set(xlabel="step", ylabel="RMSE (mm)", title="benchmark RMSE (point-to-plane after ICP)")
     fig.tight_layout()

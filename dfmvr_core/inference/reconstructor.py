@@ -7,7 +7,10 @@ BiSeNet parser) → the network (DF-MVR, or a baseline: Deep3DFace / UH-E2FAR, R
 decode in float32 (also when the network ran in fp16) → per-view pose mapped from the crop's canonical camera to the
 real camera (:func:`~dfmvr_core.geometry.face_crop.crop_pose_to_camera`) and to the rig frame with the rig extrinsics →
 one fused head pose (rotation: chordal L2 mean of the valid views' rotations, ``scipy.spatial.transform.Rotation.mean``;
-translation: the mean) → vertices in the rig frame and in every camera frame.
+translation: the mean) → vertices in the rig frame and in every camera frame. With two or more views whose landmarks are
+known (``metric_pose``, the default), the head pose and the face's size come instead from the landmarks triangulated
+by the calibrated cameras (:mod:`~dfmvr_core.inference.metric_pose`): the network cannot see size in its
+face-normalised crops, the rig can.
 
 A view whose image is missing or where no face is found is marked invalid (the network's missing-view input) and the
 others still reconstruct; with no valid view the result says so (``ok=False``), it never raises for "no face".
@@ -32,6 +35,7 @@ from dfmvr_core.errors import ConfigError, ShapeError
 from dfmvr_core.geometry.camera import PinholeIntrinsics
 from dfmvr_core.geometry.face_crop import crop_pose_to_camera
 from dfmvr_core.geometry.rig import CameraRig, RigConfig, load_rig
+from dfmvr_core.inference.metric_pose import MetricPose, metric_pose_from_landmarks
 from dfmvr_core.inference.reconstructor_config import ReconstructorConfig
 from dfmvr_core.morphable import NUM_FACE_PARTS, CoefficientSizes, MorphableModel, load_morphable_model
 from dfmvr_core.networks.registry import AnyNetworkConfig, build_network, load_any_network_config, network_kind
@@ -64,6 +68,12 @@ class Reconstruction:
         masks: ``(V, S, S)`` int64 face-part masks fed to the network (None for ``mask_source: none``).
         intrinsics: per view the intrinsics used.
         timings_ms: wall time per stage: ``preprocess``, ``masks``, ``network``, ``decode``, ``total``.
+        pose_source: where ``T_rig_from_model`` comes from: ``"rig"`` (landmarks triangulated by the calibrated
+            cameras, :mod:`~dfmvr_core.inference.metric_pose`: metric position and face size) or ``"network"`` (the
+            fused per-view predictions; one view, no landmarks, ``metric_pose: false`` or an untrusted fit).
+        metric_scale: the face-size factor applied to the decoded shape (``vertices_*`` are ``metric_scale`` × the
+            coefficients' shape); 1.0 when ``pose_source`` is ``"network"``.
+        pose_note: why the rig pose was not used ("" when it was, or when ``metric_pose`` is off).
     """
 
     camera_names: tuple[str, ...]
@@ -82,6 +92,9 @@ class Reconstruction:
     masks: np.ndarray | None
     intrinsics: tuple[PinholeIntrinsics, ...]
     timings_ms: dict[str, float]
+    pose_source: str = "network"
+    metric_scale: float = 1.0
+    pose_note: str = ""
 
 
 def _file_digest(path: Path) -> str:
@@ -397,7 +410,8 @@ class FaceReconstructor:
         valid: np.ndarray,
         intrinsics: tuple[PinholeIntrinsics, ...],
     ) -> dict[str, np.ndarray]:
-        """3DMM decode (paper eq. 1, float32) and poses: per view, fused, and the vertices in every frame."""
+        """3DMM decode (paper eq. 1, float32) and poses: per view, fused (or metric from the rig), and the vertices in
+        every frame."""
         vertices = self.model.decode_shape(coefficients["identity"][None], coefficients["expression"][None])[0]
         vertices_model = vertices.numpy().astype(np.float64)
         V = len(self.camera_names)
@@ -409,6 +423,12 @@ class FaceReconstructor:
         T_cam[idx] = crop_pose_to_camera(pose[idx, :3], pose[idx, 3:], K, A, self.config.crop).numpy()
         T_rig_views = self._T_rig_from_camera[idx] @ T_cam[idx]
         T_rig = _fuse_poses(T_rig_views)
+        source, scale, note = "network", 1.0, ""
+        if self.config.metric_pose:
+            metric, note = self._metric_pose(vertices_model, crops, valid, intrinsics)
+            if metric is not None:
+                source, scale, T_rig = "rig", metric.scale, metric.T_rig_from_model
+                vertices_model = vertices_model * scale
         vertices_rig = vertices_model @ T_rig[:3, :3].T + T_rig[:3, 3]
         T_cam_fused = self._T_camera_from_rig @ T_rig
         vertices_camera = np.einsum("vij,nj->vni", T_cam_fused[:, :3, :3], vertices_model) + T_cam_fused[:, None, :3, 3]
@@ -427,7 +447,22 @@ class FaceReconstructor:
             "T_camera_from_model": T_cam,
             "T_camera_from_model_fused": T_cam_fused,
             "landmarks_2d": landmarks_2d.astype(np.float32),
+            "pose_source": source,
+            "metric_scale": float(scale),
+            "pose_note": note,
         }
+
+    def _metric_pose(
+        self, vertices_model: np.ndarray, crops: list[Any], valid: np.ndarray, intrinsics: tuple[PinholeIntrinsics, ...]
+    ) -> tuple[MetricPose | None, str]:
+        """The rig's metric pose and face size from the valid views' landmarks (None + why when not usable)."""
+        views = np.array([bool(valid[i]) and crops[i].landmarks is not None for i in range(len(crops))])
+        landmarks = np.full((len(crops), 68, 2), np.nan)
+        for i in np.flatnonzero(views):
+            landmarks[i] = crops[i].landmarks
+        K = np.stack([info.matrix(torch.float64).numpy() for info in intrinsics])
+        model_landmarks = vertices_model[self._landmark_indices]
+        return metric_pose_from_landmarks(landmarks, views, K, self._T_camera_from_rig, model_landmarks)
 
     def warmup(self, runs: int = 2) -> None:
         """Run the network ``runs`` times on blank input (first-call allocation, engine/JIT set-up)."""

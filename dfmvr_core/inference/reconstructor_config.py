@@ -61,6 +61,10 @@ class ReconstructorConfig:
             the CPU.
         cuda_graphs: torch backend on CUDA: capture the network in a CUDA graph (fixed batch 1).
         min_face_px: a face box smaller than this (pixels, image) makes the view invalid.
+        metric_pose: with two or more valid views whose landmarks are known, take the head pose and the face's size
+            from the landmarks triangulated by the calibrated rig (:mod:`~dfmvr_core.inference.metric_pose`)
+            instead of the network's per-view poses; false: always the network's (the paper's) fused pose and the
+            decoded shape as is.
     """
 
     morphable_model: Path
@@ -80,6 +84,7 @@ class ReconstructorConfig:
     min_face_px: float = 24.0
     compile: str = "none"
     cuda_graphs: bool = False
+    metric_pose: bool = True
 
     def __post_init__(self) -> None:
         if self.checkpoint is not None and str(self.checkpoint) == DEFAULT_CHECKPOINT:
@@ -115,6 +120,8 @@ class ReconstructorConfig:
             raise ConfigError(f"compile: expected one of {list(COMPILE_CHOICES)}, got {self.compile!r}")
         if (self.compile != "none" or self.cuda_graphs) and self.backend != "torch":
             raise ConfigError(f"compile/cuda_graphs: apply to the torch backend only, got backend {self.backend!r}")
+        if not isinstance(self.metric_pose, bool):
+            raise ConfigError(f"metric_pose: expected true or false, got {self.metric_pose!r}")
         if self.cuda_graphs and not self.device.startswith("cuda"):
             raise ConfigError(f"cuda_graphs: needs a CUDA device, got {self.device!r}")
         object.__setattr__(self, "morphable_model", Path(self.morphable_model))

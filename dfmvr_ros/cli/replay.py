@@ -36,7 +36,8 @@ def _summary(report: Any) -> list[str]:
     lines = [
         f"sets: {sets['processed']} processed ({sets['complete']} complete, {sets['partial']} partial), "
         f"{sets['with_face']} with a face, {sets['failed']} failed; landmarks: {data['landmarks']}",
-        "valid views: " + ", ".join(f"{c} {n}" for c, n in data["valid_views"].items()),
+        "valid views: " + ", ".join(f"{c} {n}" for c, n in data["valid_views"].items())
+        + "; head pose from " + (", ".join(f"{src} {n}" for src, n in data.get("pose_source", {}).items()) or "none"),
         f"sync: {data['sync']['dropped_total']} frames dropped, max skew {data['sync']['max_skew_ms']} ms; "
         f"bad frames: {sum(f['bad'] for f in data['frames'].values())}",
     ]

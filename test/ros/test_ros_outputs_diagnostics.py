@@ -85,6 +85,14 @@ def test_levels_and_values(distro):
     assert level == DIAGNOSTIC_LEVELS["OK"]
     assert values["backend"] == "torch:cpu:fp32" and values["valid_views"] == "left,front,right"
     assert values["latency_ms_mean"] == "40.0" and values["valid_view_count"] == "3/3"
+    assert "pose_source" not in values  # not reported by this set
+
+    monitor.record(
+        stamp_ns=T0 - 80 * MS, done_ns=T0 - 40 * MS, processing_ns=20 * MS, camera_names=CAMERAS,
+        valid=(True, True, True), reasons=(None, None, None), ok=True, pose_source="rig", metric_scale=1.0432,
+    )  # fmt: skip
+    values = statuses(types, config, monitor.snapshot(T0, backend="b", state="active"))[name][2]
+    assert values["pose_source"] == "rig" and values["metric_scale"] == "1.0432"
 
     record(monitor, T0 - 50 * MS, latency_ms=40, valid=(True, False, True))
     level, message, values = statuses(types, config, monitor.snapshot(T0, backend="b", state="active"))[name]

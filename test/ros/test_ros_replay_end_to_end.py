@@ -156,6 +156,9 @@ def test_report_fields(humble_replay):
     assert 0.0 < data["sync"]["max_skew_ms"] <= 4.0
     assert data["sync"]["measured_rate_hz"]["front"] == pytest.approx(15.0, rel=0.05)
     assert data["valid_views"] == {"left": n - 1, "front": n, "right": n}
+    # every set has two or more views with (ground-truth) landmarks: the rig triangulates the head pose
+    assert data["pose_source"] == {"rig": n}
+    assert all(entry["pose_source"] == "rig" and 0.75 <= entry["metric_scale"] <= 1.33 for entry in data["per_set"])
     assert set(data["intrinsics"]) == set(CAMERAS) and all(
         v.startswith("CameraInfo") for v in data["intrinsics"].values()
     )

@@ -45,3 +45,21 @@ def test_corrupt_metrics_are_refused(tmp_path) -> None:
         read_metrics(path)
     with pytest.raises(ModelFileError, match="not found"):
         read_metrics(tmp_path / "missing.jsonl")
+
+
+def test_curves_keep_the_scale_aligned_rmse(tmp_path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    record = {
+        "kind": "eval",
+        "step": 5,
+        "rmse_mm_mean": 1.5,
+        "rmse_mm_with_scale_mean": 1.2,
+        "baseline_rmse_mm_mean": 2.0,
+        "baseline_rmse_mm_with_scale_mean": 1.8,
+        "seconds": 3.0,
+    }
+    train = {"kind": "train", "step": 5, "loss": 1.0, "lr": 1e-4}
+    path.write_text(json.dumps(train) + "\n" + json.dumps(record) + "\n")
+    plain = write_curves(path, tmp_path / "plain.json", tmp_path / "plain.png")
+    assert plain["eval"] == [{k: v for k, v in record.items() if k not in ("kind", "seconds")}]
+    assert cv2.imread(str(tmp_path / "plain.png")) is not None

@@ -78,10 +78,8 @@ def test_reconstruct_shapes_frames_and_timings(torch_reconstructor, scene) -> No
     assert {k: v.shape for k, v in result.coefficients.items()}["pose"] == (3, 6)
 
 
-def test_perfect_coefficients_give_the_rendering_pose(torch_reconstructor, scene, monkeypatch) -> None:
-    """Coefficients equal to the ground truth (pose labels from the crops) reproduce the rendered face exactly."""
-    rec = torch_reconstructor
-    first = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+def _perfect_outputs(rec, scene, first):
+    """The coefficients a perfect network would output for ``scene``: mean face, the crops' pose labels."""
     poses = []
     for i, name in enumerate(rec.camera_names):
         T_cam = scene["rig"].T_camera_from_rig(name).double().numpy() @ scene["T_rig_from_model"]
@@ -91,16 +89,29 @@ def test_perfect_coefficients_give_the_rendering_pose(torch_reconstructor, scene
         )
         poses.append(torch.cat((angles, translation)).float())
     sizes = rec.coefficient_sizes
-    outputs = {
+    return {
         "identity": torch.zeros(sizes.identity),
         "expression": torch.zeros(sizes.expression),
         "albedo": torch.zeros(sizes.albedo),
         "lighting": torch.zeros(3, 27),
         "pose": torch.stack(poses),
     }
-    fake = _FakeBackend(outputs)
+
+
+@pytest.mark.parametrize("metric_pose", [True, False])
+def test_perfect_coefficients_give_the_rendering_pose(scene, ict_npz, tmp_path, monkeypatch, metric_pose) -> None:
+    """Coefficients equal to the ground truth (pose labels from the crops) reproduce the rendered face exactly, from
+    the network's poses alone and from the rig's triangulated landmarks."""
+    config = ReconstructorConfig(
+        morphable_model=ict_npz, backend="torch", detector="none", cache_dir=tmp_path, metric_pose=metric_pose
+    )
+    rec = FaceReconstructor(config)
+    first = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    fake = _FakeBackend(_perfect_outputs(rec, scene, first))
     monkeypatch.setattr(rec, "_backend", fake)
     result = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    assert result.pose_source == ("rig" if metric_pose else "network")
+    assert result.metric_scale == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(result.T_rig_from_model, scene["T_rig_from_model"], atol=2e-6)
     np.testing.assert_allclose(result.vertices_rig, scene["vertices_rig"], atol=1e-5)
     for i in range(3):
@@ -243,3 +254,67 @@ def test_compile_and_graph_options_are_validated() -> None:
         ReconstructorConfig(morphable_model=Path("x.npz"), backend="onnxruntime", compile="default")
     with pytest.raises(ConfigError, match=r"^cuda_graphs: needs a CUDA device"):
         ReconstructorConfig(morphable_model=Path("x.npz"), backend="torch", cuda_graphs=True)
+
+
+def test_rig_gives_the_metric_size_and_pose_the_crops_cannot_show(torch_reconstructor, scene, monkeypatch) -> None:
+    """A face 8 % larger than the decoded one: the network's crops look the same (same pose labels, so its pose is
+    8 % too close), the rig's triangulated landmarks give the true size and position."""
+    rec = torch_reconstructor
+    first = rec.reconstruct(scene["images"], landmarks=scene["landmarks"])
+    monkeypatch.setattr(rec, "_backend", _FakeBackend(_perfect_outputs(rec, scene, first)))
+    # The landmarks of the same face, 8 % larger about the model origin, at the same pose: what the cameras see.
+    big = 1.08
+    lm_model = rec.mean_vertices[rec._landmark_indices].astype(np.float64) * big
+    T = scene["T_rig_from_model"]
+    landmarks = []
+    for name in rec.camera_names:
+        cam = (scene["rig"].T_camera_from_rig(name).double().numpy() @ T)[:3]
+        points = lm_model @ cam[:, :3].T + cam[:, 3]
+        uv = points @ rec.rig.intrinsics[name].matrix(torch.float64).numpy().T
+        landmarks.append((uv[:, :2] / uv[:, 2:]).astype(np.float32))
+    result = rec.reconstruct(scene["images"], landmarks=landmarks)
+    assert result.pose_source == "rig" and result.pose_note == ""
+    assert result.metric_scale == pytest.approx(big, rel=1e-5)
+    np.testing.assert_allclose(result.T_rig_from_model, T, atol=1e-5)
+    np.testing.assert_allclose(result.vertices_model, rec.mean_vertices * big, atol=1e-5)
+    expected_rig = big * rec.mean_vertices.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    np.testing.assert_allclose(result.vertices_rig, expected_rig, atol=2e-5)
+    # one view: no triangulation, the network's pose and the decoded size, and why
+    single = rec.reconstruct([None, scene["images"][1], None], landmarks=[None, landmarks[1], None])
+    assert single.pose_source == "network" and single.metric_scale == 1.0
+    assert "triangulation needs two" in single.pose_note
+
+
+def test_metric_pose_refuses_implausible_fits() -> None:
+    from dfmvr_core.inference.metric_pose import metric_pose_from_landmarks
+
+    rig = CameraRig.from_config(RigConfig())
+    names = rig.names
+    K = np.stack([rig.intrinsics[n].matrix(torch.float64).numpy() for n in names])
+    T_cam = np.stack([rig.T_camera_from_rig(n).double().numpy() for n in names])
+    rng = np.random.default_rng(0)
+    model = rng.normal(0.0, 0.04, (68, 3))
+    T = np.eye(4)
+    T[:3, :3] = np.asarray(MODEL_TO_OPTICAL)
+    T[:3, 3] = rig.subject_center_rig.numpy()
+
+    def project(points_model):
+        out = []
+        for v in range(3):
+            cam = (T_cam[v] @ T)[:3]
+            uv = (points_model @ cam[:, :3].T + cam[:, 3]) @ K[v].T
+            out.append(uv[:, :2] / uv[:, 2:])
+        return np.stack(out)
+
+    views = np.ones(3, dtype=bool)
+    good, note = metric_pose_from_landmarks(project(model * 1.1), views, K, T_cam, model)
+    assert note == "" and good.scale == pytest.approx(1.1, rel=1e-6) and good.points == 51
+    assert good.residual_mm < 1e-6 and good.reprojection_px < 1e-6
+    none, note = metric_pose_from_landmarks(project(model * 2.0), views, K, T_cam, model)
+    assert none is None and "not a plausible face size" in note
+    shifted = project(model)
+    shifted[0] += 60.0  # one camera's landmarks 60 px off: the views disagree
+    none, note = metric_pose_from_landmarks(shifted, views, K, T_cam, model)
+    assert none is None and "views disagree" in note
+    none, note = metric_pose_from_landmarks(project(model), np.array([False, True, False]), K, T_cam, model)
+    assert none is None and "needs two" in note
