@@ -23,6 +23,8 @@ from dfmvr_core.atomic_io import write_json_atomic
 from dfmvr_core.errors import ConfigError
 from dfmvr_core.evaluation import (
     METRIC_DEFINITIONS,
+    RIG_SCALE_RMSE_DEFINITION,
+    RIG_SCALE_RMSE_KEY,
     SCALED_RMSE_DEFINITION,
     SCALED_RMSE_KEY,
     error_map_image,
@@ -51,6 +53,8 @@ __all__ = [
     "load_benchmark",
     "load_benchmark_checkpoint",
     "predict_vertices",
+    "rig_metric_scales",
+    "rig_scaled_rmse",
     "view_mask",
 ]
 
@@ -195,6 +199,51 @@ def predict_vertices(
     return torch.cat(outputs)
 
 
+def rig_metric_scales(bench: BenchmarkSamples, predictions: torch.Tensor, views: torch.Tensor) -> np.ndarray:
+    """The face-size factor the reconstructor's rig gives each prediction (``metric_pose``, see
+    :mod:`dfmvr_core.inference.metric_pose`): the given views' 2D landmarks (the benchmark's) triangulated with the
+    crops' intrinsics ``K_crop`` and the rig's extrinsics (``T_camera_from_model`` of each view relative to the first
+    given one, the same for every sample of a rig), and their inner 51 fitted by a similarity from the prediction's.
+
+    Args:
+        bench: the samples.
+        predictions: ``(count, N, 3)`` model-frame vertices, metres.
+        views: ``(V,)`` bool, the cameras given to the network.
+
+    Returns:
+        ``(count,)`` float64 factors; 1.0 where fewer than two views are given or the fit is refused (the
+        reconstructor then keeps the decoded size too).
+    """
+    from dfmvr_core.inference.metric_pose import metric_pose_from_landmarks
+
+    landmark_vertices = bench.model.landmarks68.cpu().numpy()
+    scales = np.ones(bench.count)
+    for i, sample in enumerate(bench.samples):
+        given = (sample["valid"] & views).numpy()
+        if given.sum() < 2:
+            continue
+        T = sample["T_camera_from_model"].double().numpy()
+        T_camera_from_rig = T @ np.linalg.inv(T[int(np.flatnonzero(given)[0])])
+        shape_landmarks = predictions[i].double().numpy()[landmark_vertices]
+        K = sample["K_crop"].double().numpy()
+        metric, _ = metric_pose_from_landmarks(
+            sample["landmarks"].double().numpy(), given, K, T_camera_from_rig, shape_landmarks
+        )
+        if metric is not None:
+            scales[i] = metric.scale
+    return scales
+
+
+def rig_scaled_rmse(
+    bench: BenchmarkSamples, predictions: torch.Tensor, views: torch.Tensor, *, progress: bool = False
+) -> list[float]:
+    """Per sample, ``rmse_mm`` of the prediction brought to the rig's face size (:func:`rig_metric_scales`), mm."""
+    scales = torch.as_tensor(rig_metric_scales(bench, predictions, views), dtype=predictions.dtype)
+    scaled = predictions * scales[:, None, None]
+    metrics = evaluate_meshes(scaled, bench.gt, bench.faces, indices=bench.indices, progress=progress)
+    return [m.rmse_mm for m in metrics]
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path | None,
     benchmark: str | Path,
@@ -229,7 +278,11 @@ def evaluate_checkpoint(
         "views": [c for c, used in zip(CAMERA_ORDER, mask.tolist(), strict=True) if used],
         "metric": "point-to-plane RMSE (mm) after landmark alignment + ICP on the 95 mm front-face region; "
         "scan_to_mesh_mm = mean ground-truth-to-surface distance",
-        "definitions": {**METRIC_DEFINITIONS, SCALED_RMSE_KEY: SCALED_RMSE_DEFINITION},
+        "definitions": {
+            **METRIC_DEFINITIONS,
+            SCALED_RMSE_KEY: SCALED_RMSE_DEFINITION,
+            RIG_SCALE_RMSE_KEY: RIG_SCALE_RMSE_DEFINITION,
+        },
         "methods": {},
     }
     results: dict[str, list[Any]] = {"mean_face": mean_face_baseline(bench.model, gt, progress=progress)}
@@ -247,6 +300,11 @@ def evaluate_checkpoint(
         scaled = scale_aligned_rmse(predicted[name], gt, faces, indices=bench.indices, progress=progress)
         entry[SCALED_RMSE_KEY] = statistics(scaled)
         entry[f"{SCALED_RMSE_KEY}_per_sample"] = [round(float(v), 4) for v in scaled]
+        # the mean face "sees" no camera: the rig measures its size from all of them, whatever the network is given
+        rig_views = mask if name == "network" else torch.ones_like(mask)
+        rig = rig_scaled_rmse(bench, predicted[name], rig_views, progress=progress)
+        entry[RIG_SCALE_RMSE_KEY] = statistics(rig)
+        entry[f"{RIG_SCALE_RMSE_KEY}_per_sample"] = [round(float(v), 4) for v in rig]
         summary["methods"][name] = entry
     maps_dir = out_dir / "error_maps"
     best = results.get("network", results["mean_face"])
@@ -257,6 +315,7 @@ def evaluate_checkpoint(
         reductions = {
             "rmse_mm": "rmse_reduction_vs_mean_face",
             SCALED_RMSE_KEY: "rmse_with_scale_reduction_vs_mean_face",
+            RIG_SCALE_RMSE_KEY: "rmse_rig_scale_reduction_vs_mean_face",
         }
         for key, name in reductions.items():
             net_rmse = summary["methods"]["network"][key]["mean"]

@@ -38,6 +38,8 @@ from dfmvr_core.atomic_io import write_json_atomic, write_text_atomic
 from dfmvr_core.errors import DfmvrError, ModelFileError
 from dfmvr_core.evaluation import (
     METRIC_DEFINITIONS,
+    RIG_SCALE_RMSE_DEFINITION,
+    RIG_SCALE_RMSE_KEY,
     SCALED_RMSE_DEFINITION,
     SCALED_RMSE_KEY,
     EvalConfig,
@@ -52,6 +54,7 @@ from dfmvr_training.benchmark_eval import (
     load_benchmark,
     load_benchmark_checkpoint,
     predict_vertices,
+    rig_scaled_rmse,
     view_mask,
 )
 from dfmvr_training.compare_budget import TrainingBudget, budget_from_extra, budgets_statement
@@ -101,6 +104,7 @@ def _settings(spec: CompareSpec, bench: BenchmarkSamples) -> dict[str, Any]:
         "mask_source": spec.mask_source,
         "metric": dataclasses.asdict(EvalConfig()),
         "scaled_metric": dataclasses.asdict(EvalConfig(with_scale=True)),  # rmse_mm_with_scale
+        "rig_scale": "metric_pose inner-51 similarity",  # rmse_mm_rig_scale
         "error_maps": _map_count(spec, bench.count),
         "max_mm": spec.max_mm,
         "map_size": spec.map_size,
@@ -133,11 +137,12 @@ def _finish(
     info: dict[str, Any],
     metrics: list[PairMetrics],
     scaled: list[float],
+    rig: list[float],
     bench: BenchmarkSamples,
     spec: CompareSpec,
 ) -> dict[str, Any]:
-    """Write the entry's error maps and ``result.json`` (``scaled``: each sample's ``rmse_mm_with_scale``); return
-    the record."""
+    """Write the entry's error maps and ``result.json`` (``scaled`` / ``rig``: each sample's ``rmse_mm_with_scale`` /
+    ``rmse_mm_rig_scale``); return the record."""
     maps_dir = entry_dir / "error_maps"
     shutil.rmtree(maps_dir, ignore_errors=True)  # maps of an earlier, different run of this entry
     for i in range(key["settings"]["error_maps"]):
@@ -151,10 +156,12 @@ def _finish(
         "status": "ok",
         **summarize(metrics),
         SCALED_RMSE_KEY: statistics(scaled),
+        RIG_SCALE_RMSE_KEY: statistics(rig),
         "per_sample": {
             "rmse_mm": [float(m.rmse_mm) for m in metrics],
             "scan_to_mesh_mm": [float(m.scan_to_mesh_mm) for m in metrics],
             SCALED_RMSE_KEY: [float(v) for v in scaled],
+            RIG_SCALE_RMSE_KEY: [float(v) for v in rig],
         },
     }
     write_json_atomic(entry_dir / RESULT_NAME, record)
@@ -182,6 +189,7 @@ def _evaluate_network(
     predictions = predict_vertices(net, bench, mask, batch_size=spec.batch_size, device=device, progress=progress)
     metrics = evaluate_meshes(predictions, bench.gt, bench.faces, indices=bench.indices, progress=progress)
     scaled = scale_aligned_rmse(predictions, bench.gt, bench.faces, indices=bench.indices, progress=progress)
+    rig = rig_scaled_rmse(bench, predictions, mask, progress=progress)
     info = {
         "network": {
             "name": checkpoint.config.name,
@@ -191,7 +199,7 @@ def _evaluate_network(
         "budget": budget_from_extra(checkpoint.extra).to_dict(),
         "device": str(device),
     }
-    return {**_finish(entry_dir, key, info, metrics, scaled, bench, spec), "resumed": False}
+    return {**_finish(entry_dir, key, info, metrics, scaled, rig, bench, spec), "resumed": False}
 
 
 def _evaluate_mean_face(
@@ -205,7 +213,9 @@ def _evaluate_mean_face(
     metrics = mean_face_baseline(bench.model, bench.gt, progress=progress)
     mean = bench.model.mean_shape.detach().cpu().double().expand_as(bench.gt)
     scaled = scale_aligned_rmse(mean, bench.gt, bench.faces, indices=bench.indices, progress=progress)
-    return {**_finish(entry_dir, key, {}, metrics, scaled, bench, spec), "resumed": False}
+    all_views = torch.ones(bench.samples[0]["valid"].shape[0], dtype=torch.bool)
+    rig = rig_scaled_rmse(bench, mean, all_views, progress=progress)
+    return {**_finish(entry_dir, key, {}, metrics, scaled, rig, bench, spec), "resumed": False}
 
 
 def _row(label: str, slug: str, record: dict[str, Any], entry: CompareEntry | None) -> dict[str, Any]:
@@ -265,7 +275,11 @@ def run_comparison(spec: CompareSpec, *, progress: bool = True) -> dict[str, Any
         "morphable_model": str(spec.morphable_model),
         "count": bench.count,
         "mask_source": spec.mask_source,
-        "metric": {**METRIC_DEFINITIONS, SCALED_RMSE_KEY: SCALED_RMSE_DEFINITION},
+        "metric": {
+            **METRIC_DEFINITIONS,
+            SCALED_RMSE_KEY: SCALED_RMSE_DEFINITION,
+            RIG_SCALE_RMSE_KEY: RIG_SCALE_RMSE_DEFINITION,
+        },
         "settings": settings,
         "entries": rows,
         "budgets_equal": equal,

@@ -11,6 +11,8 @@ from dfmvr_core.evaluation.error_map import error_colors, error_map_image, save_
 from dfmvr_core.evaluation.metrics import (
     IBUG_NOSE_TIP,
     METRIC_DEFINITIONS,
+    RIG_SCALE_RMSE_DEFINITION,
+    RIG_SCALE_RMSE_KEY,
     SCALED_RMSE_DEFINITION,
     SCALED_RMSE_KEY,
     EvalConfig,
@@ -31,6 +33,8 @@ __all__ = [
     "IBUG_NOSE_TIP",
     "ICP_METHODS",
     "METRIC_DEFINITIONS",
+    "RIG_SCALE_RMSE_DEFINITION",
+    "RIG_SCALE_RMSE_KEY",
     "SCALED_RMSE_DEFINITION",
     "SCALED_RMSE_KEY",
     "EvalConfig",

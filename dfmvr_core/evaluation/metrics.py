@@ -48,6 +48,8 @@ from dfmvr_core.validation import check_finite, check_shape
 __all__ = [
     "IBUG_NOSE_TIP",
     "METRIC_DEFINITIONS",
+    "RIG_SCALE_RMSE_DEFINITION",
+    "RIG_SCALE_RMSE_KEY",
     "SCALED_RMSE_DEFINITION",
     "SCALED_RMSE_KEY",
     "EvalConfig",
@@ -87,6 +89,14 @@ SCALED_RMSE_DEFINITION = (
     "shape error without the face's overall size, which crops normalised to the face (DF-MVR's input) do not show"
 )
 """Definition of the scale-aligned companion of ``rmse_mm`` that benchmark evaluations report beside it."""
+
+RIG_SCALE_RMSE_KEY = "rmse_mm_rig_scale"
+RIG_SCALE_RMSE_DEFINITION = (
+    "rmse_mm (rigid) of the prediction brought to the face size the calibrated rig measures, as the reconstructor "
+    "does with two or more views (reconstructor.metric_pose: the views' landmarks triangulated, the inner 51 fitted "
+    "by a similarity); equal to rmse_mm where fewer than two views are given, mm"
+)
+"""Definition of the rig-scaled RMSE: what the full reconstructor's metric mesh scores."""
 
 
 @dataclass(frozen=True)

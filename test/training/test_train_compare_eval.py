@@ -75,7 +75,7 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
     # the same network given all three views
     bench, model = setup["data"]["benchmark"], setup["data"]["model"]
     alone = evaluate_checkpoint(checkpoints[1], bench, model, tmp_path / "alone", views=["front"], error_maps=0)
-    for key in ("rmse_mm", "scan_to_mesh_mm", "rmse_mm_with_scale"):
+    for key in ("rmse_mm", "scan_to_mesh_mm", "rmse_mm_with_scale", "rmse_mm_rig_scale"):
         for stat in ("mean", "std"):
             expected = alone["methods"]["network"][key][stat]
             assert rows["DF-MVR tiny (front)"][key][stat] == pytest.approx(expected, rel=1e-9)
@@ -93,8 +93,14 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
         line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
         assert f"{row['rmse_mm']['mean']:.3f} ± {row['rmse_mm']['std']:.3f}" in line
         assert f"{row['scan_to_mesh_mm']['mean']:.3f} ± {row['scan_to_mesh_mm']['std']:.3f}" in line
-        scaled = row["rmse_mm_with_scale"]
-        assert f"| {row['rmse_mm']['mean']:.3f} ± {row['rmse_mm']['std']:.3f} | {scaled['mean']:.3f} ±" in line
+        rig, scaled = row["rmse_mm_rig_scale"], row["rmse_mm_with_scale"]
+        assert (
+            f"| {row['rmse_mm']['mean']:.3f} ± {row['rmse_mm']['std']:.3f} | {rig['mean']:.3f} ± {rig['std']:.3f} | "
+            f"{scaled['mean']:.3f} ±" in line
+        )
+    # one view given: the rig cannot triangulate, the reconstructor keeps the decoded size
+    front = rows["DF-MVR tiny (front)"]["per_sample"]
+    assert front["rmse_mm_rig_scale"] == pytest.approx(front["rmse_mm"], abs=1e-9)
     assert "| 30 × 2 | 60 | 1 min | cpu |" in table and "smoke (dfmvr)" in table
     assert result["budgets_equal"] is True and "Training budgets: equal, 60 training samples" in table
     assert json.loads((out / "comparison.json").read_text()) == json.loads(json.dumps(result))
