@@ -105,8 +105,9 @@ def test_train_baseline_init_checkpoint_fills_the_rnet_and_refuses_misfits(ict_m
     path = save_checkpoint(tmp_path / "rnet.pt", rnet, model_fingerprint=ict_model.fingerprint())
     cnet = _tiny(ict_model, name="c", aggregation="cnet")
     fresh = {k: v.clone() for k, v in cnet.state_dict().items()}
-    note = load_init_checkpoint(cnet, path, ict_model)
+    note, prior_budget = load_init_checkpoint(cnet, path, ict_model)
     assert "fresh: cnet" in note
+    assert prior_budget.steps is None  # save_checkpoint without a training budget: nothing to sum
     for key, value in cnet.state_dict().items():
         expected = rnet.state_dict()[key] if key.startswith("rnet.") else fresh[key]
         assert torch.equal(value, expected), key
