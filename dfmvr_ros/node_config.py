@@ -46,6 +46,7 @@ import yaml
 
 from dfmvr_core.config import from_mapping
 from dfmvr_core.errors import ConfigError
+from dfmvr_core.inference.default_model import DEFAULT_CHECKPOINT
 from dfmvr_core.inference.reconstructor_config import ReconstructorConfig
 from dfmvr_core.sync import RigSynchronizerConfig
 
@@ -668,7 +669,8 @@ def default_parameters(camera_names: Sequence[str] = DEFAULT_CAMERAS) -> dict[st
     """Every parameter the node declares, with its default, for a rig with ``camera_names`` (flat names).
 
     ``reconstructor.morphable_model`` defaults to ``""``, which :meth:`NodeConfig.from_parameters` refuses: the
-    model must be given.
+    model must be given. ``reconstructor.checkpoint`` defaults to ``"default"``, the embedded trained model (the
+    library's :class:`ReconstructorConfig` keeps ``None``, fresh weights); ``""`` runs fresh weights, with a warning.
     """
     out: dict[str, Any] = {"autostart": True, "cameras.names": list(camera_names)}
     out["cameras.reference"] = "front" if "front" in camera_names else (camera_names[0] if camera_names else "")
@@ -686,6 +688,7 @@ def default_parameters(camera_names: Sequence[str] = DEFAULT_CAMERAS) -> dict[st
         out.update(_dataclass_to_parameters(obj, section_name))
     out.update(_dataclass_to_parameters(ReconstructorConfig(morphable_model=Path("unset")), "reconstructor"))
     out["reconstructor.morphable_model"] = ""
+    out["reconstructor.checkpoint"] = DEFAULT_CHECKPOINT
     return out
 
 

@@ -67,6 +67,7 @@ def _build_config(args: argparse.Namespace) -> Any:
     """``--config`` YAML (section ``reconstructor``) with the flags given on the command line on top."""
     import yaml
 
+    from dfmvr_core.inference.default_model import DEFAULT_CHECKPOINT
     from dfmvr_core.inference.reconstructor_config import load_reconstructor_config
 
     overrides = {
@@ -94,6 +95,9 @@ def _build_config(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--config: {args.config}: expected a top-level 'reconstructor' mapping")
         data.update(loaded["reconstructor"])
     data.update({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None})
+    data.setdefault("checkpoint", DEFAULT_CHECKPOINT)  # out of the box: the embedded trained model
+    if data["checkpoint"] in ("", None):
+        data["checkpoint"] = None  # explicitly untrained weights (tests; the reconstructor warns)
     if "morphable_model" not in data:
         raise ConfigError("--model: required (the morphable model the network was trained for), or --config")
     return load_reconstructor_config(data)
@@ -161,7 +165,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--right", type=Path, help="right camera image")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--model", type=Path, help="morphable model (.npz, BFM .mat, ICT folder)")
-    p.add_argument("--checkpoint", type=Path, help="trained weights (.pt); omitted: untrained weights, test only")
+    p.add_argument(
+        "--checkpoint",
+        help="trained weights (.pt); omitted: 'default', the embedded model (or --config's); '' runs untrained weights",
+    )
     p.add_argument("--network", help="network config: small | paper | YAML (default small)")
     p.add_argument("--camera-info", type=Path, help="rig YAML with intrinsics and extrinsics (default: built-in rig)")
     p.add_argument("--config", type=Path, help="reconstructor YAML (section 'reconstructor'); flags override it")

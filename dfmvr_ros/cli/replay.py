@@ -36,8 +36,10 @@ def _summary(report: Any) -> list[str]:
     lines = [
         f"sets: {sets['processed']} processed ({sets['complete']} complete, {sets['partial']} partial), "
         f"{sets['with_face']} with a face, {sets['failed']} failed; landmarks: {data['landmarks']}",
-        "valid views: " + ", ".join(f"{c} {n}" for c, n in data["valid_views"].items())
-        + "; head pose from " + (", ".join(f"{src} {n}" for src, n in data.get("pose_source", {}).items()) or "none"),
+        "valid views: "
+        + ", ".join(f"{c} {n}" for c, n in data["valid_views"].items())
+        + "; head pose from "
+        + (", ".join(f"{src} {n}" for src, n in data.get("pose_source", {}).items()) or "none"),
         f"sync: {data['sync']['dropped_total']} frames dropped, max skew {data['sync']['max_skew_ms']} ms; "
         f"bad frames: {sum(f['bad'] for f in data['frames'].values())}",
     ]
@@ -140,7 +142,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--node-name", default="dfmvr", help="node name (output topics /<namespace>/<name>/...)")
     p.add_argument("--namespace", default="/", help="node namespace (default /)")
     p.add_argument("--model", type=Path, help="morphable model (reconstructor.morphable_model)")
-    p.add_argument("--checkpoint", type=Path, help="trained weights; omitted: untrained weights, test only")
+    p.add_argument(
+        "--checkpoint",
+        help="trained weights; omitted: the node's default, 'default' (the embedded model); '' runs untrained weights",
+    )
     p.add_argument("--network", help="small | paper | network YAML")
     p.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"))
     p.add_argument("--device", help="cpu | cuda | cuda:N")

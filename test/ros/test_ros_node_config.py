@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from dfmvr_core.errors import ConfigError
+from dfmvr_core.inference.default_model import packaged_checkpoint_path
 from dfmvr_core.sync import RigSynchronizerConfig
 from dfmvr_ros.node_config import (
     NodeConfig,
@@ -56,7 +57,8 @@ def test_shipped_yaml_loads_into_the_documented_defaults():
     assert config.topics == OutputTopics.for_node("/dfmvr")
     assert config.topics.head_pose == "/dfmvr/head_pose" and config.topics.topology == "/dfmvr/mesh/topology"
     assert config.reconstructor.morphable_model == Path("/models/face.npz")
-    assert config.reconstructor.checkpoint is None and config.reconstructor.num_threads is None
+    assert config.reconstructor.checkpoint == packaged_checkpoint_path()  # "default": the embedded model
+    assert config.reconstructor.num_threads is None
     assert config.input.qos.reliability == "best_effort" and config.input.qos.depth == 5
     sync = config.synchronizer_config()
     assert isinstance(sync, RigSynchronizerConfig)
@@ -76,8 +78,11 @@ def test_round_trip_through_flat_parameters():
     assert config.sync.slop_s == 0.01 and config.reconstructor.num_threads == 2
     assert config.output_frame == "base_link" and config.topics.vertices == "/robot/dfmvr/mesh/vertices"
     flat = config.to_parameters()
-    assert flat["sync.slop_s"] == 0.01 and flat["reconstructor.checkpoint"] == ""
+    assert flat["sync.slop_s"] == 0.01 and flat["reconstructor.checkpoint"] == str(packaged_checkpoint_path())
     assert NodeConfig.from_parameters(flat, node_fqn="/robot/dfmvr") == config
+    fresh = NodeConfig.from_parameters(params(**{"reconstructor.checkpoint": ""}), node_fqn="/robot/dfmvr")
+    assert fresh.reconstructor.checkpoint is None  # "" = untrained weights (tests), not the embedded model
+    assert fresh.to_parameters()["reconstructor.checkpoint"] == ""
 
 
 def test_nested_parameters_and_ros_builtin_parameters_are_accepted():

@@ -26,6 +26,7 @@ import trimesh
 from replay_test_helpers import HUMBLE_BAG, JAZZY_BAG, SIZE, generated_bag, node_config, use_zero_backend
 
 from dfmvr_core.cli.main import main
+from dfmvr_core.inference.default_model import packaged_checkpoint_path
 from dfmvr_core.inference.reconstructor import FaceReconstructor, ReconstructorConfig
 from dfmvr_ros.bag_io import BagReader
 from dfmvr_ros.image_codec import image_from_message
@@ -285,7 +286,8 @@ def test_cli(tmp_path, humble_bag, ict_npz, reconstructor, monkeypatch, capsys):
     assert "1 processed" in printed and "landmarks: ground truth" in printed
     assert "sync.expected_rate_hz is 30" in printed
     data = json.loads((out / "report.json").read_text())
-    assert data["fresh_weights"] is True and data["network"] == "small"
+    assert data["network"] == "small" and data["fresh_weights"] is False  # the node's default: the embedded model
+    assert seen[0].checkpoint == packaged_checkpoint_path() and data["checkpoint"] == str(packaged_checkpoint_path())
     assert len(data["overlays"]) == 1
     assert main([*args, "--gt-landmarks", "-q"]) == 2  # the output bag exists: refused without --overwrite
     assert "already exists" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from dfmvr_core.errors import ConfigError, ShapeError
 from dfmvr_core.geometry.face_crop import camera_pose_to_crop
 from dfmvr_core.geometry.pose import MODEL_TO_OPTICAL, make_transform, transform_points
 from dfmvr_core.geometry.rig import CameraRig, RigConfig
+from dfmvr_core.inference.default_model import packaged_checkpoint_path
 from dfmvr_core.inference.reconstructor import FaceReconstructor, ReconstructorConfig
 from dfmvr_core.preview import PreviewOptions, render_rig_views, sample_face
 
@@ -198,6 +199,7 @@ def test_reconstruct_cli_writes_files(scene, ict_npz, tmp_path) -> None:
     assert len(pose["T_rig_from_model"]["quaternion_xyzw"]) == 4
     report = json.loads((out / "report.json").read_text())
     assert report["ok"] and report["views"]["front"]["valid"]
+    assert report["checkpoint"] == str(packaged_checkpoint_path())  # no --checkpoint: the embedded default model
     assert not list(out.glob("*.tmp*")), "no temporary files left behind"
     # A missing image file is a clear error (exit 2), not a traceback.
     assert main(["reconstruct", "--front", str(tmp_path / "nope.png"), "--model", str(ict_npz), "-o", str(out)]) == 2
