@@ -30,6 +30,7 @@ import yaml
 
 from dfmvr_core.config import from_mapping
 from dfmvr_core.errors import ConfigError
+from dfmvr_core.inference.default_model import DEFAULT_CHECKPOINT, resolve_checkpoint
 from dfmvr_core.networks.baseline_config import BaselineNetworkConfig
 from dfmvr_core.networks.net_config import NetworkConfig, ablation_config
 from dfmvr_core.networks.registry import (
@@ -120,7 +121,8 @@ class TrainConfig:
         parser_checkpoint: BiSeNet weights for ``mask_loss_source: parser``.
         init_checkpoint: a network checkpoint (``model.pt``) whose weights initialise the network before training;
             Deep3DFace's C-Net stage starts from a trained R-Net (a ``deep3dface`` checkpoint): its weights fill the
-            R-Net, the C-Net starts fresh. Keys of the checkpoint that the network lacks are refused.
+            R-Net, the C-Net starts fresh. Keys of the checkpoint that the network lacks are refused. ``default``:
+            the embedded default model (fine-tuning it on your own captures).
         freeze_rnet: with ``aggregation: cnet``: keep the R-Net fixed (no gradients, BatchNorm statistics frozen) and
             train the C-Net only, label-free through the hybrid loss (Deep3DFace section 4). Needs ``init_checkpoint``.
         train_views: :data:`TRAIN_VIEWS` (baselines).
@@ -222,6 +224,8 @@ class TrainConfig:
         for name in ("benchmark", "parser_checkpoint", "init_checkpoint", "perception_embedder", "skin_model"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), Path):
                 raise ConfigError(f"{name}: expected a path or null, got {getattr(self, name)!r}")
+        if self.init_checkpoint is not None and str(self.init_checkpoint) == DEFAULT_CHECKPOINT:
+            object.__setattr__(self, "init_checkpoint", resolve_checkpoint(DEFAULT_CHECKPOINT))
         _choice("mode", self.mode, TRAIN_MODES)
         _choice("mask_input_source", self.mask_input_source, MASK_INPUT_SOURCES)
         _choice("mask_loss_source", self.mask_loss_source, MASK_LOSS_SOURCES)

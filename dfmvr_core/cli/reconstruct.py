@@ -96,7 +96,7 @@ def _build_config(args: argparse.Namespace) -> Any:
         data.update(loaded["reconstructor"])
     data.update({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items() if v is not None})
     data.setdefault("checkpoint", DEFAULT_CHECKPOINT)  # out of the box: the embedded trained model
-    if data["checkpoint"] in ("", None):
+    if data["checkpoint"] == "":
         data["checkpoint"] = None  # explicitly untrained weights (tests; the reconstructor warns)
     if "morphable_model" not in data:
         raise ConfigError("--model: required (the morphable model the network was trained for), or --config")

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from dfmvr_core.inference.default_model import DEFAULT_NETWORK, packaged_checkpoint_path
 from dfmvr_training.benchmark_eval import load_benchmark, load_benchmark_checkpoint, predict_vertices, view_mask
 from dfmvr_training.compare_budget import budget_from_extra
 from dfmvr_training.data import make_dataset
 from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline
+from dfmvr_training.train_config import load_train_config
+from dfmvr_training.trainer import load_init_checkpoint
 
 SAMPLES = 24
 SEED = 977  # not a seed of the training data (0, 1, 2) nor of the model card's benchmark (0)
@@ -61,3 +64,17 @@ def test_default_model_beats_the_mean_face_and_one_view_on_held_out_faces(checkp
     assert rmse_three < 0.95 * mean_face, (rmse_three, rmse_front, mean_face)
     assert rmse_front < mean_face, (rmse_three, rmse_front, mean_face)
     assert rmse_three < rmse_front, (rmse_three, rmse_front, mean_face)
+
+
+def test_training_can_start_from_the_default_model(checkpoint, bench):
+    """``init_checkpoint: default`` (fine-tuning on your own captures) loads the shipped weights into a fresh run."""
+    config = load_train_config({"data": ["d"], "morphable_model": "m.npz", "steps": 10, "init_checkpoint": "default"})
+    assert config.init_checkpoint == packaged_checkpoint_path()
+    net = checkpoint.build_network("cpu")
+    with torch.no_grad():
+        for tensor in net.state_dict().values():
+            tensor.zero_()
+    note, prior = load_init_checkpoint(net, config.init_checkpoint, bench.model)
+    assert "fresh" not in note and prior.steps == checkpoint.extra["train_config"]["steps"]
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, checkpoint.state_dict[name]), name
