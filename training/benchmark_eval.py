@@ -36,6 +36,7 @@ from dfmvr_core.geometry.face_crop import CropCamera
 from dfmvr_core.inference.checkpoint import Checkpoint, load_checkpoint
 from dfmvr_core.morphable import MorphableModel, load_morphable_model
 from dfmvr_training.data import SyntheticMultiViewDataset, gt_vertices
+from dfmvr_training.error_sources import ERROR_SOURCE_DEFINITIONS, error_sources
 from dfmvr_training.evaluation import (
     MeshIndices,
     evaluate_meshes,
@@ -52,6 +53,7 @@ __all__ = [
     "evaluate_checkpoint",
     "load_benchmark",
     "load_benchmark_checkpoint",
+    "predict_outputs",
     "predict_vertices",
     "rig_metric_scales",
     "rig_scaled_rmse",
@@ -165,7 +167,7 @@ def load_benchmark_checkpoint(
     )
 
 
-def predict_vertices(
+def predict_outputs(
     net: torch.nn.Module,
     bench: BenchmarkSamples,
     views: torch.Tensor,
@@ -173,7 +175,7 @@ def predict_vertices(
     batch_size: int = 8,
     device: torch.device | str = "cpu",
     progress: bool = True,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run ``net`` (any network with DFMVRNet's ``forward(images, parts, valid)``) on every benchmark sample.
 
     Args:
@@ -185,18 +187,34 @@ def predict_vertices(
         progress: show a tqdm bar.
 
     Returns:
-        ``(count, N, 3)`` float64 predicted vertices, metres, model frame.
+        ``vertices (count, N, 3)`` float64 predicted vertices, metres, model frame; ``identity (count, K_id)`` and
+        ``expression (count, K_exp)`` float32 predicted coefficients (the network's sizes).
     """
-    outputs = []
+    vertices, identity, expression = [], [], []
     with torch.inference_mode():
         for start in tqdm(range(0, bench.count, batch_size), desc="network", disable=not progress):
             batch = default_collate(bench.samples[start : start + batch_size])
             valid = batch["valid"] & views
             raw = net(batch["images"].to(device), batch["input_parts"].to(device), valid.to(device))
             out = {k: v.float().cpu() for k, v in raw.items()}
-            vertices, _, _ = decode_prediction(bench.model, out, batch["K_crop"], bench.crop)
-            outputs.append(vertices.double())
-    return torch.cat(outputs)
+            decoded, _, _ = decode_prediction(bench.model, out, batch["K_crop"], bench.crop)
+            vertices.append(decoded.double())
+            identity.append(out["identity"])
+            expression.append(out["expression"])
+    return torch.cat(vertices), torch.cat(identity), torch.cat(expression)
+
+
+def predict_vertices(
+    net: torch.nn.Module,
+    bench: BenchmarkSamples,
+    views: torch.Tensor,
+    *,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> torch.Tensor:
+    """:func:`predict_outputs`' ``(count, N, 3)`` float64 predicted vertices alone (metres, model frame)."""
+    return predict_outputs(net, bench, views, batch_size=batch_size, device=device, progress=progress)[0]
 
 
 def rig_metric_scales(bench: BenchmarkSamples, predictions: torch.Tensor, views: torch.Tensor) -> np.ndarray:
@@ -288,9 +306,11 @@ def evaluate_checkpoint(
     results: dict[str, list[Any]] = {"mean_face": mean_face_baseline(bench.model, gt, progress=progress)}
     if checkpoint is not None:
         net = load_benchmark_checkpoint(checkpoint, bench, network=network).build_network("cpu")
-        predictions = predict_vertices(net, bench, mask, batch_size=batch_size, progress=progress)
+        predictions, identity, expression = predict_outputs(net, bench, mask, batch_size=batch_size, progress=progress)
         results["network"] = evaluate_meshes(predictions, gt, faces, indices=bench.indices, progress=progress)
         summary["checkpoint"] = str(checkpoint)
+        summary["error_sources"] = error_sources(bench, identity, expression, progress=progress)
+        summary["definitions"].update(ERROR_SOURCE_DEFINITIONS)
     predicted = {"mean_face": bench.model.mean_shape.detach().cpu().double().expand_as(gt)}
     if checkpoint is not None:
         predicted["network"] = predictions

@@ -53,13 +53,14 @@ from dfmvr_training.benchmark_eval import (
     BenchmarkSamples,
     load_benchmark,
     load_benchmark_checkpoint,
-    predict_vertices,
+    predict_outputs,
     rig_scaled_rmse,
     view_mask,
 )
 from dfmvr_training.compare_budget import TrainingBudget, budget_from_extra, budgets_statement
 from dfmvr_training.compare_spec import MEAN_FACE_LABEL, CompareEntry, CompareSpec, label_slug
 from dfmvr_training.compare_table import comparison_markdown
+from dfmvr_training.error_sources import error_sources
 from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, scale_aligned_rmse
 
 __all__ = ["ENTRY_ERRORS", "file_sha256", "run_comparison"]
@@ -186,7 +187,9 @@ def _evaluate_network(
     device = _device(spec.device)
     net = checkpoint.build_network(device)
     mask = view_mask(entry.views, bench.samples[0]["valid"].shape[0])
-    predictions = predict_vertices(net, bench, mask, batch_size=spec.batch_size, device=device, progress=progress)
+    predictions, identity, expression = predict_outputs(
+        net, bench, mask, batch_size=spec.batch_size, device=device, progress=progress
+    )
     metrics = evaluate_meshes(predictions, bench.gt, bench.faces, indices=bench.indices, progress=progress)
     scaled = scale_aligned_rmse(predictions, bench.gt, bench.faces, indices=bench.indices, progress=progress)
     rig = rig_scaled_rmse(bench, predictions, mask, progress=progress)
@@ -198,6 +201,7 @@ def _evaluate_network(
         },
         "budget": budget_from_extra(checkpoint.extra).to_dict(),
         "device": str(device),
+        "error_sources": error_sources(bench, identity, expression, progress=progress),
     }
     return {**_finish(entry_dir, key, info, metrics, scaled, rig, bench, spec), "resumed": False}
 

@@ -3,7 +3,8 @@
 One row per method: name, network (config name and kind), the cameras given, the point-to-plane RMSE (rigid and
 scale-aligned) and the scan-to-mesh distance (mean ± std over the benchmark samples, mm), and the training budget
 read from the checkpoint (steps × batch, samples seen, wall time, device; "n/a" where the checkpoint does not record
-it).
+it). Below it, for the networks scored on a synthetic benchmark, where their error comes from (identity or
+expression, :mod:`dfmvr_training.error_sources`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,39 @@ def _cells(row: dict[str, Any]) -> list[str]:
     ]
 
 
+def _share(value: Any) -> str:
+    return "n/a" if value is None else f"{round(100 * value)} %"
+
+
+def _error_source_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """The "where the error comes from" table (:mod:`dfmvr_training.error_sources`) of the networks that have it."""
+    rows = [row for row in entries if row.get("status") == "ok" and isinstance(row.get("error_sources"), dict)]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Where the error comes from (the ground truth swapped in for one part of the prediction; share of the "
+        "benchmark's front-face shape variation each predicted part explains, 0 % = the mean, 100 % = exact):",
+        "",
+        "| Method | RMSE, true identity (mm) | RMSE, true expression (mm) | Identity explained | Expression explained "
+        "| R² of identity modes 1-5 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        sources = row["error_sources"]
+        leading = ", ".join("n/a" if v is None else f"{v:.2f}" for v in sources.get("identity_r2_leading") or [])
+        cells = [
+            row["label"],
+            _stat(sources.get("rmse_mm_true_identity")),
+            _stat(sources.get("rmse_mm_true_expression")),
+            _share(sources.get("identity_variance_explained")),
+            _share(sources.get("expression_variance_explained")),
+            leading or "n/a",
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return lines
+
+
 def comparison_markdown(result: dict[str, Any]) -> str:
     """``comparison.md`` from :func:`dfmvr_training.compare_eval.run_comparison`'s result."""
     lines = [
@@ -89,6 +123,7 @@ def comparison_markdown(result: dict[str, Any]) -> str:
         "",
         result["budgets_statement"],
     ]
+    lines += _error_source_lines(result["entries"])
     failed = [row for row in result["entries"] if row["status"] != "ok"]
     if failed:
         lines += ["", "Failed entries:", ""]

@@ -81,6 +81,12 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
             assert rows["DF-MVR tiny (front)"][key][stat] == pytest.approx(expected, rel=1e-9)
             assert rows["Mean face"][key][stat] == pytest.approx(alone["methods"]["mean_face"][key][stat], rel=1e-9)
     assert rows["DF-MVR tiny"]["per_sample"]["rmse_mm"] != rows["DF-MVR tiny (front)"]["per_sample"]["rmse_mm"]
+    # where the error comes from: the same split as evaluating alone, for the networks only
+    sources, alone_sources = rows["DF-MVR tiny (front)"]["error_sources"], alone["error_sources"]
+    for key in ("rmse_mm_true_identity", "rmse_mm_true_expression"):
+        assert sources[key]["mean"] == pytest.approx(alone_sources[key]["mean"], rel=1e-9)
+    assert sources["identity_variance_explained"] == pytest.approx(alone_sources["identity_variance_explained"])
+    assert "error_sources" not in rows["Mean face"] and "identity_variance_explained" in alone["definitions"]
     # a similarity alignment can only fit better than a rigid one (it includes scale 1)
     for row in rows.values():
         per_sample = row["per_sample"]
@@ -89,6 +95,9 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
 
     # the files: table, JSON, one error map per entry and sample
     table = (out / "comparison.md").read_text()
+    assert "Where the error comes from" in table
+    explained = rows["DF-MVR tiny"]["error_sources"]["identity_variance_explained"]
+    assert f"| {round(100 * explained)} % |" in table.split("Where the error comes from")[1]
     for label, row in rows.items():
         line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
         assert f"{row['rmse_mm']['mean']:.3f} ± {row['rmse_mm']['std']:.3f}" in line

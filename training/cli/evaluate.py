@@ -52,6 +52,10 @@ def _run_benchmark(args: argparse.Namespace) -> int:
             f"{rig['std']:.3f} mm   scale aligned {scaled['mean']:.3f} ± {scaled['std']:.3f} mm   scan-to-mesh "
             f"{s2m['mean']:.3f} mm   (n={entry['count']}, views {','.join(summary['views'])})"
         )
+    if "error_sources" in summary:
+        from dfmvr_training.error_sources import format_error_sources
+
+        print(format_error_sources(summary["error_sources"]))
     print(f"wrote {Path(args.output) / 'summary.json'}")
     return 0
 
