@@ -81,6 +81,27 @@ def test_train_trainer_shipped_configs_load():
         load_train_config(REPO / "config" / "rig.yaml")
 
 
+TRAINING_CONFIGS = sorted(
+    path for path in (REPO / "config" / "training").glob("*.yaml") if "train:" in path.read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("path", TRAINING_CONFIGS, ids=lambda path: path.name)
+def test_every_shipped_training_config_loads(path):
+    config = load_train_config(path)
+    assert config.steps > 0 and config.batch_size > 0
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage1b", "stage2"])
+def test_default_model_and_its_single_view_twin_share_the_recipe(stage):
+    """The default model's comparison is fair: its single-view baseline differs in the cameras only."""
+    three = train_config_to_dict(load_train_config(REPO / "config" / "training" / f"small_default_{stage}.yaml"))
+    one = train_config_to_dict(load_train_config(REPO / "config" / "training" / f"small_front_{stage}.yaml"))
+    differing = {key for key in three.keys() | one.keys() if three.get(key) != one.get(key)}
+    assert differing <= {"input_views", "view_dropout", "out_dir", "init_checkpoint"}, differing
+    assert three["input_views"] != one["input_views"] and three["steps"] == one["steps"]
+
+
 def test_train_trainer_setup_errors(tmp_path_factory, ict_npz, tmp_path):
     data = tiny_datasets(tmp_path_factory, ict_npz)
     with pytest.raises(ConfigError, match="amp"):
