@@ -2,10 +2,10 @@
 
 Fresh benchmark-split samples (a seed the training never used) are reconstructed by the embedded checkpoint and
 scored with the paper's metric (point-to-plane RMSE after landmark alignment + ICP on the 95 mm front face, mm). The
-model card reports the 100-sample benchmark (1.98 mm with three views, 2.09 with the front view, 2.19 for the mean
-face); on these 24 samples it measured 1.95 / 2.00 / 2.10 mm. The thresholds hold what the shipped model achieves
+model card reports the 100-sample benchmark (1.81 mm with three views, 1.95 with the front view, 2.19 for the mean
+face); on these 24 samples it measured 1.84 / 1.92 / 2.10 mm. The thresholds hold what the shipped model achieves
 with a little room, not the issue's target (40 % below the mean face, not met by this CPU-budget model): at least
-5 % below the mean face with three views, below it with the front view alone, and three views better than one.
+8 % below the mean face with three views, below it with the front view alone, and three views better than one.
 Also: the file's budget and recipe travel with it, and it is small enough to ship.
 """
 
@@ -62,7 +62,7 @@ def test_default_model_beats_the_mean_face_and_one_view_on_held_out_faces(checkp
     front = predict_vertices(net, bench, view_mask(["front"], 3), batch_size=4, progress=False)
     mean_face = float(np.mean([m.rmse_mm for m in mean_face_baseline(bench.model, bench.gt)]))
     rmse_three, rmse_front = _rmse(bench, three), _rmse(bench, front)
-    assert rmse_three < 0.95 * mean_face, (rmse_three, rmse_front, mean_face)
+    assert rmse_three < 0.92 * mean_face, (rmse_three, rmse_front, mean_face)
     assert rmse_front < mean_face, (rmse_three, rmse_front, mean_face)
     assert rmse_three < rmse_front, (rmse_three, rmse_front, mean_face)
 
