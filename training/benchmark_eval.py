@@ -54,7 +54,6 @@ __all__ = [
     "load_benchmark",
     "load_benchmark_checkpoint",
     "predict_outputs",
-    "predict_vertices",
     "rig_metric_scales",
     "rig_scaled_rmse",
     "view_mask",
@@ -202,19 +201,6 @@ def predict_outputs(
             identity.append(out["identity"])
             expression.append(out["expression"])
     return torch.cat(vertices), torch.cat(identity), torch.cat(expression)
-
-
-def predict_vertices(
-    net: torch.nn.Module,
-    bench: BenchmarkSamples,
-    views: torch.Tensor,
-    *,
-    batch_size: int = 8,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> torch.Tensor:
-    """:func:`predict_outputs`' ``(count, N, 3)`` float64 predicted vertices alone (metres, model frame)."""
-    return predict_outputs(net, bench, views, batch_size=batch_size, device=device, progress=progress)[0]
 
 
 def rig_metric_scales(bench: BenchmarkSamples, predictions: torch.Tensor, views: torch.Tensor) -> np.ndarray:

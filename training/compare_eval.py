@@ -60,7 +60,7 @@ from dfmvr_training.benchmark_eval import (
 from dfmvr_training.compare_budget import TrainingBudget, budget_from_extra, budgets_statement
 from dfmvr_training.compare_spec import MEAN_FACE_LABEL, CompareEntry, CompareSpec, label_slug
 from dfmvr_training.compare_table import comparison_markdown
-from dfmvr_training.error_sources import error_sources
+from dfmvr_training.error_sources import ERROR_SOURCE_DEFINITIONS, error_sources
 from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline, scale_aligned_rmse
 
 __all__ = ["ENTRY_ERRORS", "file_sha256", "run_comparison"]
@@ -283,6 +283,7 @@ def run_comparison(spec: CompareSpec, *, progress: bool = True) -> dict[str, Any
             **METRIC_DEFINITIONS,
             SCALED_RMSE_KEY: SCALED_RMSE_DEFINITION,
             RIG_SCALE_RMSE_KEY: RIG_SCALE_RMSE_DEFINITION,
+            **ERROR_SOURCE_DEFINITIONS,
         },
         "settings": settings,
         "entries": rows,

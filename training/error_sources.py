@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dfmvr_core.errors import ShapeError
 from dfmvr_core.evaluation import statistics
 from dfmvr_training.evaluation import evaluate_meshes
 from dfmvr_training.step import front_face_weights
@@ -47,7 +48,7 @@ ERROR_SOURCE_DEFINITIONS = {
 def _padded(name: str, predicted: torch.Tensor, size: int) -> torch.Tensor:
     """(count, K) predicted coefficients zero-padded to the model's ``size`` (networks may predict fewer)."""
     if predicted.dim() != 2 or predicted.shape[1] > size:
-        raise ValueError(f"{name}: expected (count, K <= {size}) coefficients, got {tuple(predicted.shape)}")
+        raise ShapeError(f"{name}: expected (count, K <= {size}) coefficients, got {tuple(predicted.shape)}")
     out = torch.zeros(predicted.shape[0], size, dtype=torch.float64)
     out[:, : predicted.shape[1]] = predicted.double()
     return out
@@ -77,7 +78,7 @@ def error_sources(
         ``identity_r2_leading`` (list of floats or None).
 
     Raises:
-        ValueError: coefficients of the wrong shape or count.
+        ShapeError: coefficients of the wrong shape or count (names which).
     """
     model = bench.model
     true_id = torch.stack([s["gt_identity_full"] for s in bench.samples]).double()
@@ -85,7 +86,7 @@ def error_sources(
     pred_id = _padded("identity", identity, true_id.shape[1])
     pred_exp = _padded("expression", expression, true_exp.shape[1])
     if len(pred_id) != bench.count or len(pred_exp) != bench.count:
-        raise ValueError(f"identity/expression: expected {bench.count} samples, got {len(pred_id)}/{len(pred_exp)}")
+        raise ShapeError(f"identity/expression: expected {bench.count} samples, got {len(pred_id)}/{len(pred_exp)}")
     model64 = model.to(dtype=torch.float64)
     front = front_face_weights(model).bool()
 

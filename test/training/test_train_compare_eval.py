@@ -87,6 +87,7 @@ def test_compare_equals_single_evaluations_writes_the_table_and_resumes(setup, t
         assert sources[key]["mean"] == pytest.approx(alone_sources[key]["mean"], rel=1e-9)
     assert sources["identity_variance_explained"] == pytest.approx(alone_sources["identity_variance_explained"])
     assert "error_sources" not in rows["Mean face"] and "identity_variance_explained" in alone["definitions"]
+    assert result["metric"]["rmse_mm_true_identity"] == alone["definitions"]["rmse_mm_true_identity"]
     # a similarity alignment can only fit better than a rigid one (it includes scale 1)
     for row in rows.values():
         per_sample = row["per_sample"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from _trainer_testlib import tiny_datasets
 
+from dfmvr_core.errors import ShapeError
 from dfmvr_training.benchmark_eval import load_benchmark
 from dfmvr_training.error_sources import LEADING_MODES, error_sources, format_error_sources
 from dfmvr_training.evaluation import evaluate_meshes
@@ -72,9 +73,9 @@ def test_networks_predicting_fewer_coefficients_are_padded(bench):
 
 def test_bad_predictions_are_refused_by_name(bench):
     identity, expression = _truth(bench)
-    with pytest.raises(ValueError, match="identity"):
+    with pytest.raises(ShapeError, match="identity"):
         error_sources(bench, torch.zeros(len(identity), identity.shape[1] + 1), expression)
-    with pytest.raises(ValueError, match="expression"):
+    with pytest.raises(ShapeError, match="expression"):
         error_sources(bench, identity, expression[0])
-    with pytest.raises(ValueError, match="8 samples"):
+    with pytest.raises(ShapeError, match="8 samples"):
         error_sources(bench, identity[:3], expression[:3])

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from dfmvr_core.inference.default_model import DEFAULT_NETWORK, packaged_checkpoint_path
-from dfmvr_training.benchmark_eval import load_benchmark, load_benchmark_checkpoint, predict_vertices, view_mask
+from dfmvr_training.benchmark_eval import load_benchmark, load_benchmark_checkpoint, predict_outputs, view_mask
 from dfmvr_training.compare_budget import budget_from_extra
 from dfmvr_training.data import make_dataset
 from dfmvr_training.evaluation import evaluate_meshes, mean_face_baseline
@@ -58,8 +58,8 @@ def test_default_model_is_small_and_carries_its_recipe(checkpoint):
 
 def test_default_model_beats_the_mean_face_and_one_view_on_held_out_faces(checkpoint, bench):
     net = checkpoint.build_network("cpu").eval()
-    three = predict_vertices(net, bench, view_mask(None, 3), batch_size=4, progress=False)
-    front = predict_vertices(net, bench, view_mask(["front"], 3), batch_size=4, progress=False)
+    three, _, _ = predict_outputs(net, bench, view_mask(None, 3), batch_size=4, progress=False)
+    front, _, _ = predict_outputs(net, bench, view_mask(["front"], 3), batch_size=4, progress=False)
     mean_face = float(np.mean([m.rmse_mm for m in mean_face_baseline(bench.model, bench.gt)]))
     rmse_three, rmse_front = _rmse(bench, three), _rmse(bench, front)
     assert rmse_three < 0.92 * mean_face, (rmse_three, rmse_front, mean_face)
